@@ -1,0 +1,1 @@
+"""Text to tensors: characters, vocabularies, tokenization, datasets and batching (no nn code)."""

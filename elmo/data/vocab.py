@@ -1,0 +1,196 @@
+"""The word vocabulary of the language-model softmax: frequency-sorted tokens with three specials.
+
+Ids follow descending corpus frequency (ties alphabetical), after the specials ``<S>``, ``</S>``
+and ``<UNK>`` at ids 0, 1, 2. Frequency order matters: the sampled softmax draws negatives from a
+log-uniform (Zipfian) distribution over ids, which only approximates the unigram distribution if
+id 0 is the most frequent word.
+
+The file format is bilm-tf's: a plain text file, one token per line, in id order. A line may
+carry the token's corpus count after a tab (``token<TAB>count``); files without counts (such as
+the published ones) load as well.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from typing import Callable, Iterable, Optional, Sequence
+
+import torch
+
+from elmo.data.characters import BOS_TOKEN, EOS_TOKEN
+
+UNK_TOKEN = "<UNK>"
+SPECIAL_TOKENS = (BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)  # ids 0, 1, 2 of a built vocabulary
+
+
+class Vocabulary:
+    """A fixed token <-> id mapping, optionally with the corpus count of every token.
+
+    Args:
+        tokens: every token in id order, the three specials included (anywhere: published files
+            put ``</S>`` first; ``build`` puts them at 0, 1, 2).
+        counts: optional corpus count of each token, aligned with ``tokens``.
+    """
+
+    def __init__(self, tokens: Sequence[str], counts: Optional[Sequence[int]] = None) -> None:
+        self._tokens = list(tokens)
+        self._counts = None if counts is None else [int(c) for c in counts]
+        self._ids = _index_tokens(self._tokens, lambda i: f"token index {i}")
+        if self._counts is not None and len(self._counts) != len(self._tokens):
+            raise ValueError(f"got {len(self._counts)} counts for {len(self._tokens)} tokens")
+        missing = [s for s in SPECIAL_TOKENS if s not in self._ids]
+        if missing:
+            raise ValueError(f"vocabulary lacks the special tokens {missing}")
+        self.bos_id = self._ids[BOS_TOKEN]
+        self.eos_id = self._ids[EOS_TOKEN]
+        self.unk_id = self._ids[UNK_TOKEN]
+
+    @classmethod
+    def build(
+        cls,
+        lines: Iterable[str],
+        min_count: int = 1,
+        max_size: Optional[int] = None,
+        progress: bool = False,
+    ) -> "Vocabulary":
+        """Count the whitespace tokens of a stream of lines and keep the frequent ones.
+
+        Reads ``lines`` once, holding only the counts (memory grows with the number of types, not
+        the corpus). ``<S>`` and ``</S>`` are counted once per non-empty line (they frame every
+        sentence), ``<UNK>`` gets the total count of the words left out.
+
+        Args:
+            lines: the corpus, one sentence per line; e.g. ``stream.iter_lines(glob)``.
+            min_count: keep words seen at least this often.
+            max_size: keep at most this many tokens, the three specials included.
+            progress: show a tqdm progress bar over lines.
+        """
+        if max_size is not None and max_size < len(SPECIAL_TOKENS):
+            raise ValueError(f"max_size must be >= {len(SPECIAL_TOKENS)}, got {max_size}")
+        if progress:
+            from tqdm import tqdm
+
+            lines = tqdm(lines, desc="counting tokens", unit=" lines")
+        word_counts: Counter[str] = Counter()
+        num_sentences = 0
+        for line in lines:
+            words = line.split()
+            num_sentences += bool(words)
+            word_counts.update(words)
+        for special in SPECIAL_TOKENS:  # a literal "<S>" in the text is not a word of its own
+            word_counts.pop(special, None)
+        ranked = sorted(word_counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = [(w, c) for w, c in ranked if c >= min_count]
+        if max_size is not None:
+            kept = kept[: max_size - len(SPECIAL_TOKENS)]
+        num_unknown = sum(word_counts.values()) - sum(c for _, c in kept)
+        tokens = list(SPECIAL_TOKENS) + [w for w, _ in kept]
+        counts = [num_sentences, num_sentences, num_unknown] + [c for _, c in kept]
+        return cls(tokens, counts)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        """Read a vocabulary file: one ``token`` or ``token<TAB>count`` per line, in id order."""
+        tokens: list[str] = []
+        counts: list[Optional[int]] = []
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                token, count = _parse_line(line, lambda: f"{path}:{lineno}")
+                tokens.append(token)
+                counts.append(count)
+        _index_tokens(tokens, lambda i: f"{path}:{i + 1}")
+        with_count = [c is not None for c in counts]
+        if any(with_count) and not all(with_count):
+            lineno = with_count.index(not with_count[0]) + 1
+            raise ValueError(f"{path}:{lineno}: some lines have a count and some do not")
+        try:
+            return cls(tokens, counts if all(with_count) and counts else None)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the file ``load`` reads (with counts when this vocabulary has them)."""
+        with open(path, "w", encoding="utf-8") as handle:
+            for i, token in enumerate(self._tokens):
+                suffix = "" if self._counts is None else f"\t{self._counts[i]}"
+                handle.write(f"{token}{suffix}\n")
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._ids
+
+    @property
+    def tokens(self) -> list[str]:
+        """All tokens in id order (a copy)."""
+        return list(self._tokens)
+
+    @property
+    def counts(self) -> Optional[list[int]]:
+        """Corpus counts in id order (a copy), or None when the vocabulary has none."""
+        return None if self._counts is None else list(self._counts)
+
+    def token_to_id(self, token: str) -> int:
+        """The id of ``token``; the ``<UNK>`` id for tokens not in the vocabulary."""
+        return self._ids.get(token, self.unk_id)
+
+    def id_to_token(self, token_id: int) -> str:
+        """The token with id ``token_id``."""
+        if not 0 <= token_id < len(self._tokens):
+            raise IndexError(f"token id {token_id} is outside the vocabulary [0, {len(self)})")
+        return self._tokens[token_id]
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        """Ids of a token sequence (unknown tokens -> ``<UNK>`` id)."""
+        get, unk = self._ids.get, self.unk_id
+        return [get(token, unk) for token in tokens]
+
+    def decode(self, token_ids: Iterable[int]) -> list[str]:
+        """Tokens of an id sequence."""
+        return [self.id_to_token(int(i)) for i in token_ids]
+
+    def unigram_log_probs(self, smoothing: float = 0.0) -> torch.Tensor:
+        """(V,) float log unigram probabilities from the counts, add-``smoothing`` smoothed.
+
+        Tokens with count 0 get -inf unless ``smoothing`` > 0.
+        """
+        if self._counts is None:
+            raise ValueError("this vocabulary has no counts (load a file with token<TAB>count)")
+        counts = torch.tensor(self._counts, dtype=torch.float64) + smoothing  # (V,)
+        total = counts.sum()
+        if total <= 0:
+            raise ValueError("all counts are zero; cannot form unigram probabilities")
+        return (counts.log() - math.log(total)).float()
+
+
+def _parse_line(line: str, where: Callable[[], str]) -> tuple[str, Optional[int]]:
+    """``token`` or ``token<TAB>count`` of one vocabulary file line."""
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) > 2:
+        raise ValueError(f"{where()}: expected 'token' or 'token<TAB>count', got {line!r}")
+    token = fields[0].strip()  # bilm-tf strips each line, too
+    if not token:
+        raise ValueError(f"{where()}: empty token")
+    if len(fields) == 1:
+        return token, None
+    count = fields[1].strip()
+    if not count.isdigit():
+        raise ValueError(f"{where()}: count must be a non-negative integer, got {count!r}")
+    return token, int(count)
+
+
+def _index_tokens(tokens: Sequence[str], where: Callable[[int], str]) -> dict[str, int]:
+    """token -> id; raises ValueError (located by ``where(index)``) on empty or repeated tokens."""
+    ids: dict[str, int] = {}
+    for i, token in enumerate(tokens):
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"{where(i)}: tokens must be non-empty strings, got {token!r}")
+        if token in ids:
+            raise ValueError(
+                f"{where(i)}: duplicate token {token!r} (first at {where(ids[token])})"
+            )
+        ids[token] = i
+    return ids

@@ -1,0 +1,140 @@
+"""The biLM: one character encoder feeding a forward and a backward LSTM stack.
+
+The published ELMo (Peters et al., 2018, Sec. 3.1 and 3.4): a character CNN gives a
+context-independent vector per token; a forward LM and a backward LM, each a stack of LSTMs with
+projection, read the sentence in opposite directions. The three ELMo layers are the token layer
+(duplicated to 2D so all layers have one size) and the N LSTM layers, each ``[forward | backward]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from elmo.config import BiLMConfig
+from elmo.data.characters import boundary_char_ids
+from elmo.modules.char_cnn import CharCNN
+from elmo.modules.lstm import LstmStack, LstmState
+from elmo.modules.sequence import add_sentence_boundaries, lengths_from_mask
+
+
+class BiLMState(NamedTuple):
+    """Recurrent state of both directions, for stateful use across batches."""
+
+    forward: LstmState
+    backward: LstmState
+
+
+class BiLMOutput(NamedTuple):
+    layers: torch.Tensor  # (L, B, T + 2, 2D), L = 1 + number of LSTM layers; zero at padding
+    mask: torch.Tensor  # (B, T + 2) bool, True for <S>, the tokens and </S>
+    state: BiLMState  # each row's final state: forward after </S>, backward after <S>
+
+
+class BiLM(nn.Module):
+    """The ELMo bidirectional language model.
+
+    Args:
+        config: the model's sizes. ``config.vocab_size > 0`` adds the softmax shared by both
+            directions (needed to train or score text, not to embed).
+    """
+
+    def __init__(self, config: BiLMConfig) -> None:
+        super().__init__()
+        self.config = config.validate()
+        dim = config.lstm.projection_dim
+        self.char_cnn = CharCNN(config.char_cnn, output_dim=dim)
+        self.forward_lstm = LstmStack(config.lstm, input_dim=dim, dropout=config.dropout)
+        self.backward_lstm = LstmStack(config.lstm, input_dim=dim, dropout=config.dropout)
+        self.softmax = _build_softmax(config) if config.vocab_size > 0 else None
+        bos, eos = boundary_char_ids(config.char_cnn.max_characters_per_token)
+        self.register_buffer("bos_char_ids", bos, persistent=False)  # (W,)
+        self.register_buffer("eos_char_ids", eos, persistent=False)  # (W,)
+
+    @property
+    def output_dim(self) -> int:
+        """2D: the size of every ELMo layer."""
+        return 2 * self.config.lstm.projection_dim
+
+    @property
+    def num_layers(self) -> int:
+        """L: the token layer plus the LSTM layers."""
+        return 1 + self.config.lstm.num_layers
+
+    def forward(self, char_ids: torch.Tensor, state: Optional[BiLMState] = None) -> BiLMOutput:
+        """Contextual layers of a batch of sentences.
+
+        Args:
+            char_ids: (B, T, W) character ids from ``batch_to_ids`` (no sentence boundaries: they
+                are added here); padding tokens are all 0 and come after the real ones.
+            state: initial LSTM state of every row (zeros when None, i.e. stateless).
+
+        Returns:
+            BiLMOutput with layers (L, B, T + 2, 2D), mask (B, T + 2) and the final state.
+        """
+        if char_ids.dim() != 3 or char_ids.shape[-1] != self.config.char_cnn.max_characters_per_token:
+            raise ValueError(
+                f"char_ids must be (B, T, {self.config.char_cnn.max_characters_per_token}), "
+                f"got {tuple(char_ids.shape)}"
+            )
+        mask = (char_ids > 0).any(dim=-1)  # (B, T)
+        char_ids, mask = add_sentence_boundaries(
+            char_ids, mask, self.bos_char_ids, self.eos_char_ids
+        )  # (B, T+2, W), (B, T+2)
+        tokens = self.char_cnn(char_ids)  # (B, T+2, D)
+        return self.contextualize(tokens, mask, state)
+
+    def contextualize(
+        self, tokens: torch.Tensor, mask: torch.Tensor, state: Optional[BiLMState] = None
+    ) -> BiLMOutput:
+        """Run both LSTM stacks over token vectors that already include the boundaries.
+
+        Args:
+            tokens: (B, T, D) token vectors; mask: (B, T) bool, real tokens first in each row.
+            state: each row's initial state, or None for zeros.
+
+        Returns:
+            BiLMOutput (layers (L, B, T, 2D)).
+        """
+        tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)  # zero the padding positions
+        # The stacks take rows sorted by decreasing length (see elmo.modules.lstm).
+        sorted_lengths, order = lengths_from_mask(mask).sort(0, descending=True)
+        restore = torch.empty_like(order)
+        restore[order] = torch.arange(order.numel(), device=order.device)
+        lengths = sorted_lengths.tolist()
+        steps = lengths[0] if lengths else 0
+        inputs = tokens.index_select(0, order)[:, :steps]  # (B, T', D), T' = longest row
+        if state is None:
+            state = self.initial_state(tokens.shape[0])
+        forward = self.forward_lstm(inputs, lengths, _select_rows(state.forward, order))
+        backward = self.backward_lstm(
+            inputs, lengths, _select_rows(state.backward, order), reverse=True
+        )
+        pad = tokens.shape[1] - steps
+        layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T, 2D)
+        for forward_layer, backward_layer in zip(forward.layers, backward.layers):
+            both = torch.cat([forward_layer, backward_layer], dim=-1).index_select(0, restore)
+            layers.append(nn.functional.pad(both, (0, 0, 0, pad)))  # (B, T, 2D)
+        final = BiLMState(_select_rows(forward.state, restore), _select_rows(backward.state, restore))
+        return BiLMOutput(torch.stack(layers), mask, final)
+
+    def initial_state(self, batch_size: int) -> BiLMState:
+        """Zero state for ``batch_size`` rows."""
+        reference = self.char_cnn.projection.weight
+        return BiLMState(
+            self.forward_lstm.initial_state(batch_size, reference),
+            self.backward_lstm.initial_state(batch_size, reference),
+        )
+
+
+def _select_rows(state: LstmState, rows: torch.Tensor) -> LstmState:
+    """The state of the given batch rows: (N, B, .) -> (N, len(rows), .)."""
+    return LstmState(state.hidden.index_select(1, rows), state.memory.index_select(1, rows))
+
+
+def _build_softmax(config: BiLMConfig) -> nn.Module:
+    from elmo.modules.softmax import build_softmax  # the softmax is only needed for LM training
+
+    return build_softmax(config.softmax, config.lstm.projection_dim, config.vocab_size)

@@ -1,0 +1,194 @@
+"""One direction of ELMo's contextual encoder: stacked LSTMs with projection and clipping.
+
+Each layer is an LSTM whose cell is clipped and whose hidden state is projected down to D
+(Sak et al., 2014), as in bilm-tf. From the second layer on, a residual connection adds the
+layer's input to its output. One class serves both language models: the backward one reads each
+sentence from its last real token to its first (``reverse=True``).
+
+Exactness note. Rows must come sorted by decreasing length, and each time step computes only the
+rows still inside their sentence (so no work is spent on padding). This is also precisely the
+arithmetic of AllenNLP's reference implementation, step for step. It matters: with the clips
+active the recurrence is chaotic enough that a 1e-7 rounding difference (a GEMM of another shape,
+one bias folded differently) grows to 1e-2 within 50 steps, so only the same order of operations
+reproduces the reference outputs to 1e-5.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from elmo.config import LSTMConfig
+
+
+class LstmState(NamedTuple):
+    """Recurrent state of one stack: the projected output and the memory cell of every layer."""
+
+    hidden: torch.Tensor  # (N, B, D), N = number of layers
+    memory: torch.Tensor  # (N, B, H)
+
+
+class StackOutput(NamedTuple):
+    layers: List[torch.Tensor]  # N x (B, T, D); zero at padding positions
+    state: LstmState  # each row's state after its last step (its last token, or first if reversed)
+
+
+def active_rows(lengths: List[int], index: int) -> int:
+    """How many rows (sorted by decreasing length) have a real token at position ``index``."""
+    count = len(lengths)
+    while count > 0 and lengths[count - 1] <= index:
+        count -= 1
+    return count
+
+
+class LstmLayer(nn.Module):
+    """An LSTM with a clipped memory cell and a projected, clipped hidden state.
+
+    Gates are stored in the order input, forget, cell candidate, output. The forget bias (+1) is
+    not folded into ``bias``; it is added at run time, as TensorFlow's LSTMCell does, so the
+    published weights round-trip bit for bit.
+
+    Args:
+        input_dim: size of each input vector.
+        config: sizes and clip values.
+    """
+
+    def __init__(self, input_dim: int, config: LSTMConfig) -> None:
+        super().__init__()
+        hidden, cell = config.projection_dim, config.cell_size
+        self.cell_size = cell
+        self.cell_clip = config.cell_clip
+        self.projection_clip = config.projection_clip
+        self.input_weight = nn.Parameter(torch.empty(4 * cell, input_dim))  # (4H, D_in)
+        self.recurrent_weight = nn.Parameter(torch.empty(4 * cell, hidden))  # (4H, D)
+        self.bias = nn.Parameter(torch.zeros(4 * cell))  # (4H,)
+        self.projection_weight = nn.Parameter(torch.empty(hidden, cell))  # (D, H)
+        offset = torch.zeros(4 * cell)
+        offset[cell : 2 * cell] = config.forget_bias
+        self.register_buffer("forget_offset", offset, persistent=False)  # (4H,)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Uniform in +-1/sqrt(H), PyTorch's LSTM default; bilm-tf used a similar uniform init.
+        bound = self.cell_size**-0.5
+        for weight in (self.input_weight, self.recurrent_weight, self.projection_weight):
+            nn.init.uniform_(weight, -bound, bound)
+        nn.init.zeros_(self.bias)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        lengths: List[int],
+        state: tuple[torch.Tensor, torch.Tensor],
+        reverse: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Run over each row's real tokens, left to right or (``reverse``) right to left.
+
+        Args:
+            inputs: (B, T, D_in), rows sorted by decreasing length, real tokens first.
+            lengths: B ints, non-increasing.
+            state: initial (hidden (B, D), memory (B, H)).
+            reverse: read from each row's last real token back to its first.
+
+        Returns:
+            outputs (B, T, D), zero at padding, and each row's state after its last step.
+        """
+        hidden, memory = state
+        batch, steps = inputs.shape[:2]
+        bias = self.bias + self.forget_offset  # (4H,)
+        outputs: List[Optional[torch.Tensor]] = [None] * steps
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        for index in order:
+            rows = active_rows(lengths, index)
+            gates = nn.functional.linear(inputs[:rows, index], self.input_weight) + (
+                nn.functional.linear(hidden[:rows], self.recurrent_weight, bias)
+            )  # (rows, 4H)
+            new_hidden, new_memory = self._cell(gates, memory[:rows])
+            if rows < batch:  # rows past their sentence keep their state and output zeros
+                memory = torch.cat([new_memory, memory[rows:]])
+                hidden = torch.cat([new_hidden, hidden[rows:]])
+                new_hidden = torch.cat([new_hidden, new_hidden.new_zeros(batch - rows, new_hidden.shape[1])])
+            else:
+                memory, hidden = new_memory, new_hidden
+            outputs[index] = new_hidden
+        if steps == 0:
+            return inputs.new_zeros(batch, 0, hidden.shape[-1]), (hidden, memory)
+        return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
+
+    def _cell(
+        self, gates: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's gate arithmetic: (R, 4H) pre-activations -> hidden (R, D), memory (R, H)."""
+        input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)  # 4 x (R, H)
+        memory = torch.sigmoid(input_gate) * torch.tanh(candidate) + torch.sigmoid(forget_gate) * memory
+        if self.cell_clip is not None:
+            memory = memory.clamp(-self.cell_clip, self.cell_clip)
+        hidden = nn.functional.linear(
+            torch.sigmoid(output_gate) * torch.tanh(memory), self.projection_weight
+        )  # (R, D)
+        if self.projection_clip is not None:
+            hidden = hidden.clamp(-self.projection_clip, self.projection_clip)
+        return hidden, memory
+
+
+class LstmStack(nn.Module):
+    """N stacked ``LstmLayer``s with residual connections from the second layer on.
+
+    Built twice in a biLM: once for the forward LM and once for the backward LM.
+
+    Args:
+        config: layer count, sizes, clips, skip connections.
+        input_dim: size of the token vectors fed to the first layer.
+        dropout: dropout on each layer's input, in training mode only (bilm-tf's
+            DropoutWrapper(input_keep_prob)).
+    """
+
+    def __init__(self, config: LSTMConfig, input_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.config = config
+        dims = [input_dim] + [config.projection_dim] * (config.num_layers - 1)
+        self.layers = nn.ModuleList(LstmLayer(dim, config) for dim in dims)
+        self.dropout = nn.Dropout(dropout)
+
+    def initial_state(self, batch_size: int, reference: torch.Tensor) -> LstmState:
+        """Zero state for ``batch_size`` rows, on ``reference``'s device and dtype."""
+        n, d, h = len(self.layers), self.config.projection_dim, self.config.cell_size
+        return LstmState(
+            reference.new_zeros(n, batch_size, d), reference.new_zeros(n, batch_size, h)
+        )
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        lengths: List[int],
+        state: Optional[LstmState] = None,
+        reverse: bool = False,
+    ) -> StackOutput:
+        """Run all layers.
+
+        Args:
+            inputs: (B, T, D) token vectors, rows sorted by decreasing length, real tokens first.
+            lengths: B ints, non-increasing.
+            state: initial state (zeros when None).
+            reverse: read each row from its last real token to its first.
+
+        Returns:
+            every layer's outputs (B, T, D) (residuals included) and the final state.
+        """
+        if state is None:
+            state = self.initial_state(inputs.shape[0], inputs)
+        layer_input = inputs
+        outputs, hiddens, memories = [], [], []
+        for index, layer in enumerate(self.layers):
+            output, (hidden, memory) = layer(
+                self.dropout(layer_input), lengths, (state.hidden[index], state.memory[index]), reverse
+            )
+            if index > 0 and self.config.use_skip_connections:
+                output = output + layer_input  # residual; zero at padding like both terms
+            outputs.append(output)
+            hiddens.append(hidden)
+            memories.append(memory)
+            layer_input = output
+        return StackOutput(outputs, LstmState(torch.stack(hiddens), torch.stack(memories)))

@@ -1,0 +1,231 @@
+"""The output layer of the language model, shared by the forward and the backward direction.
+
+Three kinds sit behind one interface, ``Softmax``:
+
+* ``loss(hidden, targets)``: the mean negative log-likelihood used for training (an estimate
+  for the sampled softmax while training);
+* ``nll(hidden, targets)``: the exact per-token negative log-likelihood, for evaluation;
+* ``log_probs(hidden)``: the exact distribution over the whole vocabulary.
+
+The callers flatten and mask first: ``hidden`` is (N, D) for the N real tokens of a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Softmax(nn.Module):
+    """Base class: a distribution over V words given a D-dimensional hidden state."""
+
+    def forward(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Same as ``loss``: (N, D) hidden states and (N,) long targets -> scalar mean NLL."""
+        return self.loss(hidden, targets)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Training loss: (N, D) hidden states, (N,) long target ids -> scalar mean NLL."""
+        return self.nll(hidden, targets).mean()
+
+    def nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Exact NLL: (N, D) hidden states, (N,) long target ids -> (N,) -log p(target)."""
+        raise NotImplementedError
+
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Exact log-distribution: (N, D) hidden states -> (N, V) log-probabilities."""
+        raise NotImplementedError
+
+
+class FullSoftmax(Softmax):
+    """A linear layer to V logits and a softmax over all of them.
+
+    Args:
+        dim: D, size of the hidden states.
+        vocab_size: V, number of output words.
+    """
+
+    def __init__(self, dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab_size, dim))  # (V, D)
+        self.bias = nn.Parameter(torch.empty(vocab_size))  # (V,)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # bilm-tf's softmax initialisation: N(0, 1/sqrt(D)) weights and zero bias.
+        nn.init.normal_(self.weight, std=1.0 / math.sqrt(self.weight.shape[1]))
+        nn.init.zeros_(self.bias)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> (N, V) unnormalised scores."""
+        return F.linear(hidden, self.weight, self.bias)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.logits(hidden), targets)
+
+    def nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.logits(hidden), targets, reduction="none")
+
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.logits(hidden), dim=-1)
+
+
+def log_uniform_probs(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """P(k) = (log(k + 2) - log(k + 1)) / log(V + 1): the Zipfian sampling distribution.
+
+    Returns float64 probabilities with the shape of ``ids``.
+    """
+    ids = ids.to(torch.float64)
+    return (torch.log1p(1.0 / (ids + 1.0))) / math.log(vocab_size + 1.0)
+
+
+def draw_log_uniform(
+    num_draws: int, vocab_size: int, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    """(num_draws,) long ids drawn independently from ``log_uniform_probs`` (with replacement)."""
+    uniform = torch.rand(num_draws, generator=generator, dtype=torch.float64)
+    # Inverse CDF: P(id <= k) = log(k + 2) / log(V + 1), so k = floor(exp(u * log(V + 1))) - 1.
+    ids = torch.exp(uniform * math.log(vocab_size + 1.0)).floor().long() - 1
+    return ids.clamp_(0, vocab_size - 1)
+
+
+def sample_log_uniform_unique(
+    num_samples: int, vocab_size: int, generator: Optional[torch.Generator] = None
+) -> tuple[torch.Tensor, int]:
+    """Draw log-uniform ids with replacement until ``num_samples`` distinct ones are found.
+
+    This is TensorFlow's ``log_uniform_candidate_sampler(unique=True)`` (bilm-tf's sampler).
+
+    Returns:
+        The (S,) long distinct ids in order of first draw, and num_tries, the number of draws
+        made up to and including the one that found the last of them.
+    """
+    if not 0 < num_samples <= vocab_size:
+        raise ValueError(f"num_samples must be in [1, vocab_size={vocab_size}], got {num_samples}")
+    drawn = torch.empty(0, dtype=torch.long)
+    while True:
+        new = draw_log_uniform(max(2 * num_samples, 64), vocab_size, generator)
+        drawn = torch.cat([drawn, new])
+        distinct, inverse = torch.unique(drawn, return_inverse=True)
+        if len(distinct) >= num_samples:
+            break
+    positions = torch.arange(len(drawn))
+    first_draw = torch.full((len(distinct),), len(drawn), dtype=torch.long)
+    first_draw.scatter_reduce_(0, inverse, positions, reduce="amin")  # of each distinct id
+    kept = first_draw.sort().values[:num_samples]  # positions of the first S distinct ids
+    return drawn[kept], int(kept[-1]) + 1
+
+
+def expected_counts(
+    ids: torch.Tensor, vocab_size: int, num_samples: int, num_tries: int
+) -> torch.Tensor:
+    """How often ``ids`` are expected among the samples (float64, the shape of ``ids``).
+
+    For unique sampling this is the chance of being drawn in num_tries draws, 1 - (1 - p)^tries,
+    computed stably; TensorFlow uses p * S when no draw was repeated (num_tries == S).
+    """
+    p = log_uniform_probs(ids, vocab_size)
+    if num_tries == num_samples:
+        return p * num_samples
+    return -torch.expm1(num_tries * torch.log1p(-p))
+
+
+class SampledSoftmax(FullSoftmax):
+    """Full-softmax parameters trained with a sampled softmax (Jean et al., 2015), as in bilm-tf.
+
+    While training, ``loss`` scores each target against S shared negatives drawn log-uniformly
+    (ids must be sorted by frequency), subtracting log expected counts so that the estimate is
+    consistent, and ignoring sampled ids that equal the row's target ("accidental hits"). In eval
+    mode ``loss`` is the exact full softmax, and ``nll`` / ``log_probs`` always are.
+
+    Args:
+        dim: D, size of the hidden states.
+        vocab_size: V, number of output words.
+        num_samples: S, negatives per batch (bilm-tf: 8192); at most V.
+        generator: CPU random generator for the samples; None uses torch's global one.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        vocab_size: int,
+        num_samples: int = 8192,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
+        super().__init__(dim, vocab_size)
+        if not 0 < num_samples <= vocab_size:
+            raise ValueError(f"num_samples must be in [1, vocab_size={vocab_size}], got {num_samples}")
+        self.num_samples = num_samples
+        self.generator = generator
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().loss(hidden, targets)
+        return F.cross_entropy(self.sampled_logits(hidden, targets), targets.new_zeros(len(targets)))
+
+    def sampled_logits(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, 1 + S) corrected logits: the true class in column 0, then the S sampled ones."""
+        vocab_size = self.weight.shape[0]
+        sampled, num_tries = sample_log_uniform_unique(self.num_samples, vocab_size, self.generator)
+        sampled = sampled.to(targets.device)  # (S,)
+
+        def log_expected(ids: torch.Tensor) -> torch.Tensor:
+            counts = expected_counts(ids, vocab_size, self.num_samples, num_tries)
+            return counts.log().to(hidden.dtype)
+
+        true_logits = (hidden * self.weight[targets]).sum(-1) + self.bias[targets]  # (N,)
+        true_logits = true_logits - log_expected(targets)
+        sampled_logits = F.linear(hidden, self.weight[sampled], self.bias[sampled])  # (N, S)
+        sampled_logits = sampled_logits - log_expected(sampled)
+        accidental = sampled.unsqueeze(0) == targets.unsqueeze(1)  # (N, S)
+        sampled_logits = sampled_logits.masked_fill(accidental, float("-inf"))
+        return torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)  # (N, 1 + S)
+
+
+class AdaptiveSoftmax(Softmax):
+    """Adaptive softmax (Grave et al., 2017): frequent words in a head, rare ones in clusters.
+
+    Wraps ``torch.nn.AdaptiveLogSoftmaxWithLoss``; ids must be sorted by frequency.
+
+    Args:
+        dim: D, size of the hidden states.
+        vocab_size: V, number of output words.
+        cutoffs: increasing ids where the clusters start, e.g. [2000, 10000] (all < V).
+        div_value: each cluster's projection is this many times smaller than the previous one.
+    """
+
+    def __init__(
+        self, dim: int, vocab_size: int, cutoffs: Sequence[int], div_value: float = 4.0
+    ) -> None:
+        super().__init__()
+        smallest = int(dim // div_value ** len(cutoffs))  # the last cluster's projection size
+        if smallest < 1:
+            raise ValueError(
+                f"dim={dim} with div_value={div_value} and {len(cutoffs)} clusters leaves the last "
+                f"cluster a projection of size {dim / div_value ** len(cutoffs):.2f} < 1"
+            )
+        self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+            dim, vocab_size, list(cutoffs), div_value=div_value
+        )
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.adaptive(hidden, targets).loss
+
+    def nll(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return -self.adaptive(hidden, targets).output  # (N,) log p(target) per row
+
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.adaptive.log_prob(hidden)  # (N, D) -> (N, V)
+
+
+SOFTMAX_KINDS = {"full": FullSoftmax, "sampled": SampledSoftmax, "adaptive": AdaptiveSoftmax}
+
+
+def build_softmax(kind: str, dim: int, vocab_size: int, **kwargs) -> Softmax:
+    """The softmax of ``kind`` ("full", "sampled" or "adaptive"); kwargs go to its class."""
+    if kind not in SOFTMAX_KINDS:
+        raise ValueError(f"unknown softmax kind {kind!r}; expected one of {sorted(SOFTMAX_KINDS)}")
+    return SOFTMAX_KINDS[kind](dim, vocab_size, **kwargs)
