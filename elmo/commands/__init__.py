@@ -1,0 +1,1 @@
+"""Command-line subcommands of ``elmo`` (argparse; training is ``elmo-train``, with Hydra)."""

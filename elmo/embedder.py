@@ -1,0 +1,300 @@
+"""Getting ELMo vectors: ``ElmoEmbedder`` for inference, ``Elmo`` as a layer of a downstream model.
+
+    from elmo import ElmoEmbedder
+    embedder = ElmoEmbedder.from_pretrained("path/to/model")      # ours or the published format
+    vectors = embedder.embed_sentences(["The river bank", "The bank of America"], output="average")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from elmo.data.characters import batch_to_ids
+from elmo.model import BiLM, BiLMState
+from elmo.modules.lstm import LstmState
+from elmo.modules.scalar_mix import ScalarMix
+from elmo.modules.sequence import remove_sentence_boundaries
+
+Sentence = Union[str, Sequence[str]]  # a whitespace-tokenized string or a list of tokens
+OUTPUTS = ("all", "top", "average")
+
+
+class EmbedderOutput(NamedTuple):
+    layers: torch.Tensor  # (L, B, T, 2D), sentence boundaries removed; zero at padding
+    mask: torch.Tensor  # (B, T) bool, True for real tokens
+
+
+def tokenize(sentence: Sentence) -> List[str]:
+    """A sentence as a list of tokens: strings are split on whitespace."""
+    if isinstance(sentence, str):
+        return sentence.split()
+    tokens = list(sentence)
+    for token in tokens:
+        if not isinstance(token, str):
+            raise TypeError(f"tokens must be str, got {type(token).__name__}: {token!r}")
+    return tokens
+
+
+class ElmoEmbedder:
+    """Contextual vectors for tokenized sentences, from a frozen biLM.
+
+    Args:
+        bilm: the biLM (``load_bilm``, ``from_pretrained`` or ``load_published``).
+        batch_size: sentences per forward pass.
+        stateful: carry each batch row's LSTM state into the next batch (the reference
+            behaviour of AllenNLP and bilm-tf). Off by default: a sentence's vectors then depend
+            on nothing but the sentence.
+        device: where to run (default: the biLM's device).
+    """
+
+    def __init__(
+        self,
+        bilm: BiLM,
+        batch_size: int = 64,
+        stateful: bool = False,
+        device: Optional[Union[str, torch.device]] = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.device = torch.device(device) if device is not None else bilm.char_cnn.projection.weight.device
+        self.bilm = bilm.to(self.device).eval()
+        self.batch_size = batch_size
+        self.stateful = stateful
+        self._state: Optional[BiLMState] = None
+
+    @classmethod
+    def from_pretrained(cls, model: Union[str, os.PathLike], **kwargs) -> "ElmoEmbedder":
+        """From our pretrained directory, or a directory with options.json + weights.hdf5."""
+        from elmo.pretrained import load_bilm
+
+        return cls(load_bilm(model=model), **kwargs)
+
+    @classmethod
+    def from_published(
+        cls, options_file: Union[str, os.PathLike], weight_file: Union[str, os.PathLike], **kwargs
+    ) -> "ElmoEmbedder":
+        """From the published format (AllenNLP / bilm-tf ``options.json`` + ``weights.hdf5``)."""
+        from elmo.pretrained import load_bilm
+
+        return cls(load_bilm(options_file=options_file, weight_file=weight_file), **kwargs)
+
+    @property
+    def num_layers(self) -> int:
+        return self.bilm.num_layers
+
+    @property
+    def dim(self) -> int:
+        return self.bilm.output_dim
+
+    def reset_state(self) -> None:
+        """Forget the carried LSTM state (stateful mode)."""
+        self._state = None
+
+    @torch.inference_mode()
+    def embed_batch(self, sentences: Sequence[Sentence]) -> EmbedderOutput:
+        """All layers for one batch, rows in the given order (stateful mode carries state per row).
+
+        Returns:
+            EmbedderOutput: layers (L, B, T, 2D) and mask (B, T).
+        """
+        tokens = [tokenize(s) for s in sentences]
+        char_ids = batch_to_ids(tokens, self.bilm.config.char_cnn.max_characters_per_token)
+        char_ids = char_ids.to(self.device)  # (B, T, W)
+        state = self._initial_state(len(tokens)) if self.stateful else None
+        output = self.bilm(char_ids, state)
+        if self.stateful:
+            self._keep_state(output.state)
+        layers, mask = _strip_boundaries(output.layers, output.mask)
+        return EmbedderOutput(layers, mask)
+
+    def embed_sentences(
+        self,
+        sentences: Sequence[Sentence],
+        output: Union[str, int] = "all",
+        numpy: bool = False,
+        progress: bool = False,
+    ) -> List[Union[torch.Tensor, np.ndarray]]:
+        """Vectors of many sentences, returned in input order.
+
+        Stateless embedders batch sentences of similar length together (less padding); stateful
+        ones keep the input order, since each batch row continues the row before it.
+
+        Args:
+            sentences: strings (split on whitespace) or token lists.
+            output: "all" -> (L, n, 2D) per sentence; "top" -> the last layer (n, 2D);
+                "average" -> the mean of the L layers (n, 2D); an int k -> layer k (n, 2D).
+            numpy: return numpy arrays instead of CPU tensors.
+            progress: show a progress bar (stderr).
+
+        Returns:
+            One array per sentence, n = its number of tokens.
+        """
+        _check_output(output, self.num_layers)
+        tokens = [tokenize(s) for s in sentences]
+        order = list(range(len(tokens)))
+        if not self.stateful:
+            order.sort(key=lambda i: -len(tokens[i]))
+        results: List[Optional[torch.Tensor]] = [None] * len(tokens)
+        batches = range(0, len(order), self.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, unit="batch", desc="embedding")
+        for start in batches:
+            rows = order[start : start + self.batch_size]
+            batch = self.embed_batch([tokens[i] for i in rows])
+            for row, index in enumerate(rows):
+                n = len(tokens[index])
+                results[index] = select_output(batch.layers[:, row, :n].cpu(), output)
+        return [r.numpy() if numpy else r for r in results]
+
+    def embed_sentence(
+        self, sentence: Sentence, output: Union[str, int] = "all", numpy: bool = False
+    ) -> Union[torch.Tensor, np.ndarray]:
+        """Vectors of one sentence (see ``embed_sentences``)."""
+        return self.embed_sentences([sentence], output=output, numpy=numpy)[0]
+
+    def _initial_state(self, batch_size: int) -> BiLMState:
+        """The carried state of the first ``batch_size`` rows; rows never seen start at zero."""
+        zeros = self.bilm.initial_state(batch_size)
+        if self._state is None:
+            return zeros
+        return BiLMState(*(
+            _overlay_rows(fresh, kept) for fresh, kept in zip(zeros, self._state)
+        ))
+
+    def _keep_state(self, final: BiLMState) -> None:
+        """Store each row's final state; rows beyond this batch keep theirs."""
+        if self._state is None:
+            self._state = final
+            return
+        self._state = BiLMState(*(_overlay_rows(kept, new) for kept, new in zip(self._state, final)))
+
+
+def _strip_boundaries(layers: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, B, T + 2, 2D) and (B, T + 2) -> (L, B, T, 2D) and (B, T), without <S> and </S>."""
+    stripped, mask = remove_sentence_boundaries(layers.permute(1, 2, 0, 3), mask)  # (B, T, L, 2D)
+    return stripped.permute(2, 0, 1, 3), mask
+
+
+def _overlay_rows(base: LstmState, top: LstmState) -> LstmState:
+    """``base`` with its first rows replaced by ``top``'s (as many as both have)."""
+    rows = min(base.hidden.shape[1], top.hidden.shape[1])
+    hidden, memory = base.hidden.clone(), base.memory.clone()
+    hidden[:, :rows] = top.hidden[:, :rows]
+    memory[:, :rows] = top.memory[:, :rows]
+    return LstmState(hidden, memory)
+
+
+def _check_output(output: Union[str, int], num_layers: int) -> None:
+    if isinstance(output, bool) or not isinstance(output, (str, int)):
+        raise TypeError(f"output must be one of {OUTPUTS} or a layer index, got {output!r}")
+    if isinstance(output, str) and output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS} or a layer index, got {output!r}")
+    if isinstance(output, int) and not -num_layers <= output < num_layers:
+        raise ValueError(f"layer index {output} out of range for {num_layers} layers")
+
+
+def select_output(layers: torch.Tensor, output: Union[str, int]) -> torch.Tensor:
+    """(L, n, 2D) -> what ``output`` asks for (see ElmoEmbedder.embed_sentences)."""
+    if output == "all":
+        return layers
+    if output == "top":
+        return layers[-1]
+    if output == "average":
+        return layers.mean(dim=0)
+    return layers[output]
+
+
+class ElmoOutput(NamedTuple):
+    representations: List[torch.Tensor]  # num_output_representations x (B, T, 2D) (T + 2 if kept)
+    mask: torch.Tensor  # (B, T) bool, True for real tokens (T + 2 with boundaries kept)
+    layers: torch.Tensor  # (L, B, T, 2D) the unmixed biLM layers
+
+
+class Elmo(nn.Module):
+    """ELMo as a layer of a downstream model: biLM layers -> learned scalar mixes -> dropout.
+
+    Peters et al. (2018), Eq. 1: ``ELMo_k = gamma * sum_j s_j h_kj``. A task may want several
+    mixes (e.g. one at the input and one at the output of its encoder).
+
+    Args:
+        bilm: the pretrained biLM.
+        num_output_representations: how many independent scalar mixes.
+        dropout: dropout on each mixed representation (training mode).
+        do_layer_norm: layer-normalise each biLM layer (over real tokens) before mixing.
+        keep_sentence_boundaries: keep the ``<S>``/``</S>`` positions in the output.
+        requires_grad: fine-tune the biLM's weights too (otherwise it is frozen, no graph kept).
+        scalar_mix_parameters: fixed mix weights (pre-softmax); the mix is then not learned.
+
+    The biLM always runs in eval mode (no biLM dropout), frozen or not.
+    """
+
+    def __init__(
+        self,
+        bilm: BiLM,
+        num_output_representations: int = 1,
+        dropout: float = 0.5,
+        do_layer_norm: bool = False,
+        keep_sentence_boundaries: bool = False,
+        requires_grad: bool = False,
+        scalar_mix_parameters: Optional[Sequence[float]] = None,
+    ) -> None:
+        super().__init__()
+        if num_output_representations < 1:
+            raise ValueError(f"num_output_representations must be >= 1, got {num_output_representations}")
+        self.bilm = bilm
+        self.requires_grad = requires_grad
+        self.bilm.requires_grad_(requires_grad)
+        self.keep_sentence_boundaries = keep_sentence_boundaries
+        self.dropout = nn.Dropout(dropout)
+        self.scalar_mixes = nn.ModuleList(
+            ScalarMix(
+                bilm.num_layers,
+                do_layer_norm=do_layer_norm,
+                initial_scalar_parameters=scalar_mix_parameters,
+                trainable=scalar_mix_parameters is None,
+            )
+            for _ in range(num_output_representations)
+        )
+
+    @classmethod
+    def from_pretrained(cls, model: Union[str, os.PathLike], **kwargs) -> "Elmo":
+        from elmo.pretrained import load_bilm
+
+        return cls(load_bilm(model=model), **kwargs)
+
+    @classmethod
+    def from_published(cls, options_file, weight_file, **kwargs) -> "Elmo":
+        from elmo.pretrained import load_bilm
+
+        return cls(load_bilm(options_file=options_file, weight_file=weight_file), **kwargs)
+
+    def train(self, mode: bool = True) -> "Elmo":
+        super().train(mode)
+        self.bilm.eval()  # see the class docstring
+        return self
+
+    def forward(self, char_ids: torch.Tensor) -> ElmoOutput:
+        """Mixed ELMo representations.
+
+        Args:
+            char_ids: (B, T, W) from ``batch_to_ids``.
+
+        Returns:
+            ElmoOutput: representations (B, T, 2D) each, mask (B, T) bool (T + 2 with the
+            boundaries kept), and the raw layers (L, B, T, 2D).
+        """
+        self.bilm.eval()
+        with torch.set_grad_enabled(self.requires_grad and torch.is_grad_enabled()):
+            output = self.bilm(char_ids)
+        layers, mask = output.layers, output.mask  # (L, B, T+2, 2D), (B, T+2)
+        if not self.keep_sentence_boundaries:
+            layers, mask = _strip_boundaries(layers, mask)  # (L, B, T, 2D), (B, T)
+        representations = [self.dropout(mix(list(layers), mask)) for mix in self.scalar_mixes]
+        return ElmoOutput(representations, mask, layers)

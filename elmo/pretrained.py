@@ -1,0 +1,138 @@
+"""Our pretrained-model directory: the only code that knows checkpoint file names.
+
+A pretrained model is a directory holding
+
+* ``config.json``: ``{"format_version": 1, "model": <BiLMConfig as a dict>}``;
+* ``model.safetensors``: the weights of the unwrapped module (safetensors never runs code on load);
+* ``vocab.txt``: the softmax vocabulary, when the model has a softmax.
+
+``load_bilm`` also accepts the published format (``options.json`` + ``weights.hdf5``), so every
+command takes either kind of model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from elmo.config import bilm_config_from_dict, config_to_dict
+from elmo.model import BiLM
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+VOCAB_FILE = "vocab.txt"
+PUBLISHED_OPTIONS_FILE = "options.json"
+PUBLISHED_WEIGHTS_FILE = "weights.hdf5"
+
+
+def save_pretrained(model: BiLM, directory: str | os.PathLike, vocab=None) -> Path:
+    """Write ``model`` (and its vocabulary, if given) as a pretrained directory.
+
+    Args:
+        model: the BiLM (unwrap DDP / torch.compile first).
+        directory: created if needed; existing files of the format are overwritten.
+        vocab: an ``elmo.data.vocab.Vocabulary``, required when the model has a softmax.
+
+    Returns:
+        The directory path.
+    """
+    if not isinstance(model, BiLM):
+        raise TypeError(f"save_pretrained takes a BiLM, got {type(model).__name__} (unwrap it first)")
+    if model.config.vocab_size and vocab is None:
+        raise ValueError("this model has a softmax: pass its vocabulary to save_pretrained")
+    if vocab is not None and len(vocab) != model.config.vocab_size:
+        raise ValueError(
+            f"vocabulary has {len(vocab)} entries but the model's softmax has {model.config.vocab_size}"
+        )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    config = {"format_version": FORMAT_VERSION, "model": config_to_dict(model.config)}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    if vocab is not None:
+        vocab.save(directory / VOCAB_FILE)
+    return directory
+
+
+def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> BiLM:
+    """Load a pretrained directory strictly (no code runs from the files); eval mode."""
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory} is not a pretrained model directory (no {CONFIG_FILE})")
+    data = json.loads(config_path.read_text())
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{config_path}: format_version {version!r}; this code reads {FORMAT_VERSION}")
+    config = bilm_config_from_dict(data["model"])
+    model = BiLM(config)
+    weights = load_file(str(directory / WEIGHTS_FILE), device="cpu")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{directory / WEIGHTS_FILE} does not match its config: missing keys {missing}, "
+            f"unexpected keys {unexpected}"
+        )
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"{directory / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
+                f"expected {tuple(expected[name].shape)}"
+            )
+    model.load_state_dict(weights, strict=True)
+    return model.to(device).eval()
+
+
+def load_vocabulary(directory: str | os.PathLike):
+    """The vocabulary saved with a pretrained directory, or None if it has none."""
+    path = Path(directory) / VOCAB_FILE
+    if not path.is_file():
+        return None
+    from elmo.data.vocab import Vocabulary
+
+    return Vocabulary.load(path)
+
+
+def load_bilm(
+    model: Optional[str | os.PathLike] = None,
+    options_file: Optional[str | os.PathLike] = None,
+    weight_file: Optional[str | os.PathLike] = None,
+    device: str | torch.device = "cpu",
+) -> BiLM:
+    """Load either kind of model: our directory, or the published options + weights.
+
+    ``model`` may be our directory or a directory holding ``options.json`` and ``weights.hdf5``.
+    """
+    from elmo.published import load_published
+
+    if model is not None and (options_file is not None or weight_file is not None):
+        raise ValueError("give either a model directory or --options-file/--weight-file, not both")
+    if model is None:
+        if options_file is None or weight_file is None:
+            raise ValueError("a published-format model needs both an options file and a weight file")
+        for path in (options_file, weight_file):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+        return load_published(options_file, weight_file).to(device)
+    directory = Path(model)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model directory does not exist: {directory}")
+    if (directory / CONFIG_FILE).is_file():
+        return from_pretrained(directory, device)
+    if (directory / PUBLISHED_OPTIONS_FILE).is_file() and (directory / PUBLISHED_WEIGHTS_FILE).is_file():
+        return load_published(
+            directory / PUBLISHED_OPTIONS_FILE, directory / PUBLISHED_WEIGHTS_FILE
+        ).to(device)
+    raise FileNotFoundError(
+        f"{directory} holds neither {CONFIG_FILE} (our format) nor {PUBLISHED_OPTIONS_FILE} + "
+        f"{PUBLISHED_WEIGHTS_FILE} (the published format)"
+    )
