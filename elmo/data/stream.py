@@ -15,13 +15,13 @@ optional shuffle block and a bounded cache of character ids, whatever the corpus
 
 from __future__ import annotations
 
-import functools
 import glob
 import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -30,9 +30,9 @@ from elmo.data.characters import BOS_TOKEN, EOS_TOKEN, MAX_WORD_LENGTH, token_to
 from elmo.data.vocab import Vocabulary
 
 Item = TypeVar("Item")
-PathsOrGlob = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+PathsOrGlob = str | os.PathLike | Sequence[str | os.PathLike]
 # A path or glob (read with iter_lines), a callable returning the lines of one epoch, or lines.
-LineSource = Union[str, os.PathLike, Callable[[], Iterable[str]], Iterable[str]]
+LineSource = str | os.PathLike | Callable[[], Iterable[str]] | Iterable[str]
 
 
 class Batch(NamedTuple):
@@ -149,7 +149,7 @@ class LMBatcher:
         shuffle_buffer: shuffle sentences within blocks of this many (this rank's) sentences,
             reshuffled every epoch; 0 keeps corpus order.
         seed: seed of the shuffling (a non-negative int).
-        char_cache_size: token types whose character ids are cached (bounds the memory).
+        token_cache_size: token types whose ids are cached (bounds the memory).
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class LMBatcher:
         world_size: int = 1,
         shuffle_buffer: int = 0,
         seed: int = 0,
-        char_cache_size: int = 200_000,
+        token_cache_size: int = 200_000,
     ) -> None:
         for name, value in [("batch_size", batch_size), ("unroll_steps", unroll_steps)]:
             if value < 1:
@@ -174,14 +174,19 @@ class LMBatcher:
         if shuffle_buffer < 0 or seed < 0:
             raise ValueError(f"shuffle_buffer and seed must be >= 0, got {shuffle_buffer}, {seed}")
         self.vocab = vocab
-        self.settings = dict(
-            batch_size=batch_size, unroll_steps=unroll_steps, max_chars=max_chars,
-            reverse=reverse, rank=rank, world_size=world_size,
-            shuffle_buffer=shuffle_buffer, seed=seed,
-        )  # fmt: skip
+        self.settings = {
+            "batch_size": batch_size,
+            "unroll_steps": unroll_steps,
+            "max_chars": max_chars,
+            "reverse": reverse,
+            "rank": rank,
+            "world_size": world_size,
+            "shuffle_buffer": shuffle_buffer,
+            "seed": seed,
+        }
         self._lines = lines
         self._one_shot_opened = False
-        self._token_chars = functools.lru_cache(maxsize=char_cache_size)(self._compute_chars)
+        self._table = _TokenTable(vocab, max_chars, token_cache_size)
         self._start_epoch(0)
 
     @property
@@ -207,10 +212,12 @@ class LMBatcher:
         vocabulary).
         """
         rows = [None if r is None else r.tokens[r.offset :] for r in self._rows]
-        return dict(
-            epoch=self._epoch, sentences_read=self._sentences_read, rows=rows,
-            settings=dict(self.settings),
-        )  # fmt: skip
+        return {
+            "epoch": self._epoch,
+            "sentences_read": self._sentences_read,
+            "rows": rows,
+            "settings": dict(self.settings),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a ``state_dict()`` taken with the same settings and corpus."""
@@ -222,13 +229,15 @@ class LMBatcher:
                 )
         self._start_epoch(int(state["epoch"]))
         self._sentences_read = int(state["sentences_read"])
-        self._rows = [None if tokens is None else self._make_row(tokens) for tokens in state["rows"]]
+        self._rows = [
+            None if tokens is None else self._make_row(tokens) for tokens in state["rows"]
+        ]
 
     def _start_epoch(self, epoch: int) -> None:
         self._epoch = epoch
         self._sentences_read = 0  # sentences handed to rows this epoch
-        self._sentences: Optional[Iterator[list[str]]] = None  # opened lazily by __iter__
-        self._rows: list[Optional[_Row]] = [None] * self.settings["batch_size"]
+        self._sentences: Iterator[list[str]] | None = None  # opened lazily by __iter__
+        self._rows: list[_Row | None] = [None] * self.settings["batch_size"]
 
     def _open_sentences(self) -> Iterator[list[str]]:
         """This rank's sentences of the current epoch, after the ones already handed out."""
@@ -259,12 +268,20 @@ class LMBatcher:
     def _next_batch(self) -> Batch:
         s = self.settings
         B, T, W = s["batch_size"], s["unroll_steps"], s["max_chars"]
+        segments: list[tuple[_Row, int, int]] = []  # (row, start, end) of the inputs, row-major
+        filled = np.array([self._fill_row(b, T, segments) for b in range(B)])  # (B,)
+        # Every row is filled from position 0, so its real positions are a prefix and
+        # assigning through the mask lays the segments out in order.
+        mask = np.arange(T)[None, :] < filled[:, None]  # (B, T)
         token_ids = np.zeros((B, T), dtype=np.int64)
-        char_ids = np.zeros((B, T, W), dtype=np.int64)
         next_token_ids = np.zeros((B, T), dtype=np.int64)
-        mask = np.zeros((B, T), dtype=bool)
-        for b in range(B):
-            self._fill_row(b, token_ids[b], char_ids[b], next_token_ids[b], mask[b])
+        char_ids = np.zeros((B, T, W), dtype=np.int64)
+        if segments:
+            token_ids[mask] = np.concatenate([r.token_ids[a:z] for r, a, z in segments])
+            next_token_ids[mask] = np.concatenate(
+                [r.token_ids[a + 1 : z + 1] for r, a, z in segments]
+            )
+            char_ids[mask] = np.concatenate([r.char_ids[a:z] for r, a, z in segments])  # (n, W)
         return Batch(
             torch.from_numpy(token_ids),
             torch.from_numpy(char_ids),
@@ -272,44 +289,67 @@ class LMBatcher:
             torch.from_numpy(mask),
         )
 
-    def _fill_row(
-        self,
-        b: int,
-        token_ids: np.ndarray,
-        char_ids: np.ndarray,
-        next_token_ids: np.ndarray,
-        mask: np.ndarray,
-    ) -> None:
-        """Write row b's next T positions (views (T,), (T, W), (T,), (T,)) from its stream."""
-        T = len(token_ids)
+    def _fill_row(self, b: int, T: int, segments: list[tuple[_Row, int, int]]) -> int:
+        """Append row b's next (up to) T inputs to ``segments``; return how many there are.
+
+        Fewer than T only once the corpus is exhausted: the rest of the row is padding.
+        """
         position = 0
         while position < T:
             row = self._rows[b]
             if row is None or row.num_inputs_left < 1:
                 sentence = next(self._sentences, None)
-                if sentence is None:  # corpus exhausted: the rest of the row stays padding
-                    return
+                if sentence is None:
+                    break
                 self._sentences_read += 1
-                row = self._rows[b] = self._make_row(frame_sentence(sentence, self.settings["reverse"]))
+                row = self._rows[b] = self._make_row(
+                    frame_sentence(sentence, self.settings["reverse"])
+                )
             n = min(row.num_inputs_left, T - position)
-            start, end = row.offset, row.offset + n
-            token_ids[position : position + n] = row.token_ids[start:end]
-            char_ids[position : position + n] = row.char_ids[start:end]
-            next_token_ids[position : position + n] = row.token_ids[start + 1 : end + 1]
-            mask[position : position + n] = True
-            row.offset = end
+            segments.append((row, row.offset, row.offset + n))
+            row.offset += n
             position += n
+        return position
 
     def _make_row(self, tokens: list[str]) -> _Row:
         """Ids of an already framed (and maybe reversed) sentence."""
-        token_ids = np.array(self.vocab.encode(tokens), dtype=np.int64)  # (n,)
-        if tokens:
-            char_ids = np.stack([self._token_chars(t) for t in tokens])  # (n, W)
-        else:
-            char_ids = np.zeros((0, self.settings["max_chars"]), dtype=np.int64)
-        return _Row(list(tokens), token_ids, char_ids)
+        token_ids, char_ids = self._table.lookup(tokens)  # (n,), (n, W)
+        return _Row(tokens, token_ids, char_ids)
 
-    def _compute_chars(self, token: str) -> np.ndarray:
-        chars = np.array(token_to_char_ids(token, self.settings["max_chars"]), dtype=np.int64)
-        chars.flags.writeable = False  # shared through the cache
-        return chars
+
+class _TokenTable:
+    """Vocabulary and character ids of recently seen token types: a cache of bounded size.
+
+    One dict lookup per token gives a table row; a sentence's ids are then two array gathers.
+    When ``capacity`` types are stored the table starts afresh, so memory stays bounded.
+    """
+
+    def __init__(self, vocab: Vocabulary, max_chars: int, capacity: int) -> None:
+        self.vocab, self.max_chars, self.capacity = vocab, max_chars, max(capacity, 1)
+        self._rows: dict[str, int] = {}
+        self._token_ids = np.zeros(1024, dtype=np.int64)  # (types,)
+        self._char_ids = np.zeros((1024, max_chars), dtype=np.int16)  # (types, W); ids < 262
+
+    def lookup(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) int64 vocabulary ids and (n, W) int64 character ids of ``tokens``."""
+        if len(self._rows) + len(tokens) > self.capacity:
+            self._rows.clear()
+        if len(tokens) > self.capacity:  # too long to cache: encode directly
+            chars = [token_to_char_ids(t, self.max_chars) for t in tokens]
+            return np.array(self.vocab.encode(tokens), dtype=np.int64), np.array(chars, np.int64)
+        rows = self._rows
+        try:
+            indices = [rows[t] for t in tokens]
+        except KeyError:
+            indices = [rows[t] if t in rows else self._add(t) for t in tokens]
+        indices = np.array(indices, dtype=np.int64)
+        return self._token_ids[indices], self._char_ids[indices].astype(np.int64)
+
+    def _add(self, token: str) -> int:
+        row = self._rows[token] = len(self._rows)
+        if row == len(self._token_ids):  # grow by doubling
+            self._token_ids = np.resize(self._token_ids, 2 * row)
+            self._char_ids = np.resize(self._char_ids, (2 * row, self.max_chars))
+        self._token_ids[row] = self.vocab.token_to_id(token)
+        self._char_ids[row] = token_to_char_ids(token, self.max_chars)
+        return row

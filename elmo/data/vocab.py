@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from typing import Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -34,7 +34,7 @@ class Vocabulary:
         counts: optional corpus count of each token, aligned with ``tokens``.
     """
 
-    def __init__(self, tokens: Sequence[str], counts: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, tokens: Sequence[str], counts: Sequence[int] | None = None) -> None:
         self._tokens = list(tokens)
         self._counts = None if counts is None else [int(c) for c in counts]
         self._ids = _index_tokens(self._tokens, lambda i: f"token index {i}")
@@ -52,9 +52,9 @@ class Vocabulary:
         cls,
         lines: Iterable[str],
         min_count: int = 1,
-        max_size: Optional[int] = None,
+        max_size: int | None = None,
         progress: bool = False,
-    ) -> "Vocabulary":
+    ) -> Vocabulary:
         """Count the whitespace tokens of a stream of lines and keep the frequent ones.
 
         Reads ``lines`` once, holding only the counts (memory grows with the number of types, not
@@ -91,13 +91,13 @@ class Vocabulary:
         return cls(tokens, counts)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
         """Read a vocabulary file: one ``token`` or ``token<TAB>count`` per line, in id order."""
         tokens: list[str] = []
-        counts: list[Optional[int]] = []
+        counts: list[int | None] = []
         with open(path, encoding="utf-8") as handle:
             for lineno, line in enumerate(handle, start=1):
-                token, count = _parse_line(line, lambda: f"{path}:{lineno}")
+                token, count = _parse_line(line, f"{path}:{lineno}")
                 tokens.append(token)
                 counts.append(count)
         _index_tokens(tokens, lambda i: f"{path}:{i + 1}")
@@ -129,7 +129,7 @@ class Vocabulary:
         return list(self._tokens)
 
     @property
-    def counts(self) -> Optional[list[int]]:
+    def counts(self) -> list[int] | None:
         """Corpus counts in id order (a copy), or None when the vocabulary has none."""
         return None if self._counts is None else list(self._counts)
 
@@ -166,19 +166,19 @@ class Vocabulary:
         return (counts.log() - math.log(total)).float()
 
 
-def _parse_line(line: str, where: Callable[[], str]) -> tuple[str, Optional[int]]:
+def _parse_line(line: str, where: str) -> tuple[str, int | None]:
     """``token`` or ``token<TAB>count`` of one vocabulary file line."""
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) > 2:
-        raise ValueError(f"{where()}: expected 'token' or 'token<TAB>count', got {line!r}")
+        raise ValueError(f"{where}: expected 'token' or 'token<TAB>count', got {line!r}")
     token = fields[0].strip()  # bilm-tf strips each line, too
     if not token:
-        raise ValueError(f"{where()}: empty token")
+        raise ValueError(f"{where}: empty token")
     if len(fields) == 1:
         return token, None
     count = fields[1].strip()
     if not count.isdigit():
-        raise ValueError(f"{where()}: count must be a non-negative integer, got {count!r}")
+        raise ValueError(f"{where}: count must be a non-negative integer, got {count!r}")
     return token, int(count)
 
 

@@ -13,7 +13,7 @@ The callers flatten and mask first: ``hidden`` is (N, D) for the N real tokens o
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +83,7 @@ def log_uniform_probs(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 def draw_log_uniform(
-    num_draws: int, vocab_size: int, generator: Optional[torch.Generator] = None
+    num_draws: int, vocab_size: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """(num_draws,) long ids drawn independently from ``log_uniform_probs`` (with replacement)."""
     uniform = torch.rand(num_draws, generator=generator, dtype=torch.float64)
@@ -93,7 +93,7 @@ def draw_log_uniform(
 
 
 def sample_log_uniform_unique(
-    num_samples: int, vocab_size: int, generator: Optional[torch.Generator] = None
+    num_samples: int, vocab_size: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, int]:
     """Draw log-uniform ids with replacement until ``num_samples`` distinct ones are found.
 
@@ -153,18 +153,22 @@ class SampledSoftmax(FullSoftmax):
         dim: int,
         vocab_size: int,
         num_samples: int = 8192,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(dim, vocab_size)
         if not 0 < num_samples <= vocab_size:
-            raise ValueError(f"num_samples must be in [1, vocab_size={vocab_size}], got {num_samples}")
+            raise ValueError(
+                f"num_samples must be in [1, vocab_size={vocab_size}], got {num_samples}"
+            )
         self.num_samples = num_samples
         self.generator = generator
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().loss(hidden, targets)
-        return F.cross_entropy(self.sampled_logits(hidden, targets), targets.new_zeros(len(targets)))
+        return F.cross_entropy(
+            self.sampled_logits(hidden, targets), targets.new_zeros(len(targets))
+        )
 
     def sampled_logits(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(N, 1 + S) corrected logits: the true class in column 0, then the S sampled ones."""

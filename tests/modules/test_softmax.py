@@ -1,0 +1,147 @@
+"""Tests for elmo.modules.softmax: exact distributions, the sampled estimate, the factory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from elmo.modules.softmax import (
+    AdaptiveSoftmax,
+    FullSoftmax,
+    SampledSoftmax,
+    build_softmax,
+    draw_log_uniform,
+    expected_counts,
+    log_uniform_probs,
+    sample_log_uniform_unique,
+)
+
+D, V, N = 8, 20, 16
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    # torch.testing.assert_close costs ~0.7 s on its first call (lazy imports)
+    assert actual.shape == expected.shape and torch.allclose(actual, expected, atol=1e-6), (
+        actual,
+        expected,
+    )
+
+
+@pytest.fixture
+def data():
+    torch.manual_seed(0)
+    return torch.randn(N, D), torch.randint(0, V, (N,))
+
+
+@pytest.mark.parametrize(
+    "softmax",
+    [lambda: FullSoftmax(D, V), lambda: AdaptiveSoftmax(D, V, cutoffs=[4, 10], div_value=2.0)],
+)
+def test_exact_distribution_nll_and_loss_agree(softmax, data):
+    torch.manual_seed(0)
+    softmax, (hidden, targets) = softmax(), data
+    log_probs = softmax.log_probs(hidden)
+    assert log_probs.shape == (N, V)
+    assert_close(log_probs.exp().sum(-1), torch.ones(N))
+    nll = softmax.nll(hidden, targets)
+    assert_close(nll, -log_probs.gather(1, targets[:, None]).squeeze(1))
+    assert_close(softmax.loss(hidden, targets), nll.mean())
+    assert_close(softmax(hidden, targets), nll.mean())
+
+
+def test_parameter_names_are_the_checkpoint_format():
+    for kind, kwargs in [("full", {}), ("sampled", {"num_samples": 5})]:
+        shapes = {
+            k: tuple(v.shape) for k, v in build_softmax(kind, D, V, **kwargs).state_dict().items()
+        }
+        assert shapes == {"weight": (V, D), "bias": (V,)}
+    assert isinstance(build_softmax("adaptive", D, V, cutoffs=[5]), AdaptiveSoftmax)
+    with pytest.raises(ValueError, match="projection of size 0.50"):
+        AdaptiveSoftmax(D, V, cutoffs=[4, 10])  # 8 // 4**2 = 0 dimensions for the last cluster
+    with pytest.raises(ValueError, match=r"'hierarchical'.*\['adaptive', 'full', 'sampled'\]"):
+        build_softmax("hierarchical", D, V)
+
+
+def test_sampler_draws_distinct_ids_in_first_draw_order():
+    vocab_size, num_samples = 1000, 10
+    ids, num_tries = sample_log_uniform_unique(
+        num_samples, vocab_size, torch.Generator().manual_seed(7)
+    )
+    # Reference: the same uniforms, inverted one by one, until 10 distinct ids are seen.
+    uniform = torch.rand(
+        64, generator=torch.Generator().manual_seed(7), dtype=torch.float64
+    ).numpy()
+    drawn = np.clip(np.floor(np.exp(uniform * np.log(vocab_size + 1))).astype(int) - 1, 0, None)
+    distinct: list[int] = []
+    for tries, k in enumerate(drawn, start=1):
+        if k not in distinct:
+            distinct.append(int(k))
+        if len(distinct) == num_samples:
+            break
+    assert len(distinct) == num_samples  # the first chunk of 64 was enough
+    assert ids.tolist() == distinct and num_tries == tries
+
+
+def test_sampler_follows_the_log_uniform_distribution():
+    draws = draw_log_uniform(100_000, 10, torch.Generator().manual_seed(0))
+    frequencies = np.bincount(draws.numpy(), minlength=10) / len(draws)
+    k = np.arange(10)
+    probs = (np.log(k + 2) - np.log(k + 1)) / np.log(11)
+    np.testing.assert_allclose(frequencies, probs, atol=0.005)
+    np.testing.assert_allclose(log_uniform_probs(torch.arange(10), 10).numpy(), probs, rtol=1e-12)
+
+
+def test_expected_counts_match_numpy():
+    ids = torch.tensor([0, 1, 5, 99])
+    p = (np.log(ids.numpy() + 2.0) - np.log(ids.numpy() + 1.0)) / np.log(101.0)
+    got = expected_counts(ids, vocab_size=100, num_samples=10, num_tries=37).numpy()
+    np.testing.assert_allclose(got, 1.0 - (1.0 - p) ** 37, rtol=1e-12)
+    # TensorFlow's shortcut when no draw was repeated
+    got = expected_counts(ids, vocab_size=100, num_samples=10, num_tries=10).numpy()
+    np.testing.assert_allclose(got, p * 10, rtol=1e-12)
+
+
+def test_accidental_hits_are_removed():
+    softmax = SampledSoftmax(D, V, num_samples=6, generator=torch.Generator().manual_seed(3))
+    sampled, _ = sample_log_uniform_unique(6, V, torch.Generator().manual_seed(3))
+    targets = torch.cat([sampled[:4], torch.tensor([19])])  # 19 is hardly ever sampled
+    logits = softmax.sampled_logits(torch.randn(5, D), targets)
+    assert logits.shape == (5, 7)
+    hits = torch.zeros(5, 7, dtype=torch.bool)
+    for row in range(4):
+        hits[row, 1 + row] = True  # target of row r is the r-th sampled id
+    assert torch.isneginf(logits[hits]).all() and torch.isfinite(logits[~hits]).all()
+
+
+def test_sampled_loss_approaches_full_loss_when_sampling_the_whole_vocabulary(data):
+    hidden, targets = data
+    sampled = SampledSoftmax(D, V, num_samples=V, generator=torch.Generator().manual_seed(0))
+    full = FullSoftmax(D, V)
+    full.load_state_dict(sampled.state_dict())
+    full_loss = full.loss(hidden, targets)
+    estimates = torch.stack([sampled.loss(hidden, targets) for _ in range(3)])
+    assert (estimates - full_loss).abs().max() < 0.05
+    sampled.eval()  # eval mode scores exactly
+    assert_close(sampled.loss(hidden, targets), full_loss)
+
+
+def test_sampled_loss_is_reproducible_and_gradients_reach_only_used_rows(data):
+    hidden, targets = data
+    hidden = hidden.clone().requires_grad_()
+    modules, losses = [], []
+    for _ in range(2):
+        torch.manual_seed(1)
+        modules.append(
+            SampledSoftmax(D, V, num_samples=4, generator=torch.Generator().manual_seed(5))
+        )
+        losses.append(modules[-1].loss(hidden, targets))
+    assert losses[0].item() == losses[1].item()
+    losses[0].backward()
+    sampled, _ = sample_log_uniform_unique(4, V, torch.Generator().manual_seed(5))
+    used = torch.zeros(V, dtype=torch.bool)
+    used[sampled] = True
+    used[targets] = True
+    assert hidden.grad.abs().sum() > 0
+    assert torch.equal(modules[0].weight.grad.abs().sum(-1) > 0, used)
+    assert torch.equal(modules[0].bias.grad != 0, used)
