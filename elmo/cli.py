@@ -11,10 +11,11 @@ import logging
 import sys
 from typing import List, Optional
 
-from elmo.commands import embed
+from elmo.commands import embed, evaluate
 
 COMMANDS = {
     "embed": (embed, "ELMo vectors of every line of a text file, as HDF5"),
+    "eval": (evaluate, "perplexity of a trained model on a text file"),
 }
 
 

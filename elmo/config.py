@@ -47,6 +47,15 @@ class LSTMConfig:
 
 
 @dataclass
+class SoftmaxConfig:
+    """The output layer shared by the forward and backward language models."""
+
+    kind: str = "full"  # full | sampled (log-uniform sampler, training only) | adaptive
+    num_samples: int = 8192  # sampled: negative classes drawn per batch (the original used 8192)
+    cutoffs: List[int] = field(default_factory=lambda: [2000, 10000])  # adaptive: cluster edges
+
+
+@dataclass
 class BiLMConfig:
     """The bidirectional language model: one char encoder, two LSTM stacks, one softmax."""
 
@@ -54,6 +63,7 @@ class BiLMConfig:
     lstm: LSTMConfig = field(default_factory=LSTMConfig)
     dropout: float = 0.1  # dropout on the token layer and each LSTM output, training only
     vocab_size: int = 0  # V: output vocabulary of the shared softmax; 0 = no softmax (embedding only)
+    softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
 
     def validate(self) -> "BiLMConfig":
         """Raise ValueError naming the first bad value; return self."""
@@ -91,6 +101,12 @@ class BiLMConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.vocab_size < 0:
             raise ValueError(f"vocab_size must be >= 0, got {self.vocab_size}")
+        if self.softmax.kind not in ("full", "sampled", "adaptive"):
+            raise ValueError(
+                f"softmax.kind must be full, sampled or adaptive, got {self.softmax.kind!r}"
+            )
+        if self.softmax.num_samples <= 0:
+            raise ValueError(f"softmax.num_samples must be > 0, got {self.softmax.num_samples}")
         return self
 
 
@@ -104,7 +120,8 @@ def bilm_config_from_dict(data: dict) -> BiLMConfig:
     data = dict(data)
     cnn = _strict(CharCNNConfig, data.pop("char_cnn", {}), "char_cnn")
     lstm = _strict(LSTMConfig, data.pop("lstm", {}), "lstm")
-    return _strict(BiLMConfig, data, "model", char_cnn=cnn, lstm=lstm).validate()
+    softmax = _strict(SoftmaxConfig, data.pop("softmax", {}), "softmax")
+    return _strict(BiLMConfig, data, "model", char_cnn=cnn, lstm=lstm, softmax=softmax).validate()
 
 
 def _strict(cls, data: dict, where: str, **extra):
@@ -113,3 +130,84 @@ def _strict(cls, data: dict, where: str, **extra):
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {where} config; expected some of {sorted(names)}")
     return cls(**data, **extra)
+
+
+@dataclass
+class DataConfig:
+    """Where the text comes from and how it is cut into training windows."""
+
+    name: str = "wikitext2"  # a label for logs and results
+    # Training text: a file, a glob of shards, or a path relative to the data root (see below).
+    train: str = "wikitext-2/wiki.train.tokens"
+    valid: Optional[str] = "wikitext-2/wiki.valid.tokens"  # validation text; null = none
+    test: Optional[str] = "wikitext-2/wiki.test.tokens"  # test text, scored at the end; null = none
+    # Relative paths are looked up under ./data, then ../shared/data (the log says which).
+    vocab_min_count: int = 1  # words seen fewer times in train become <UNK>
+    vocab_max_size: Optional[int] = None  # keep at most this many words (plus specials)
+    batch_size: int = 32  # B: independent sentence streams per direction
+    unroll_steps: int = 20  # T: tokens per window (truncated backpropagation length)
+    shuffle_buffer: int = 0  # shuffle sentences within blocks of this many; 0 = corpus order
+    eval_batch_size: int = 32  # B for validation / test perplexity
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation, logging, evaluation and checkpointing."""
+
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    num_threads: Optional[int] = None  # torch CPU threads; null = torch's default
+    optimizer: str = "adagrad"  # adagrad (as the original) | adam
+    lr: float = 0.2  # peak learning rate
+    adagrad_initial_accumulator: float = 1.0  # the original's Adagrad initial accumulator value
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adam)
+    grad_clip: float = 10.0  # clip the global gradient norm to this (the original used 10)
+    schedule: str = "constant"  # constant | linear (decay to 0 at max_steps) | cosine
+    warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+    max_steps: int = 1000  # optimizer steps to train
+    log_every: int = 10  # progress-bar / log refresh, in steps
+    eval_every: int = 500  # validation perplexity every N steps (0 = only at the end)
+    eval_max_batches: Optional[int] = None  # cap validation to N batches (null = whole file)
+    checkpoint_every: int = 500  # write a training checkpoint every N steps (and at the end)
+    seed: int = 0  # seeds python, numpy and torch
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``elmo-train`` needs; composed by Hydra from configs/train.yaml."""
+
+    model: BiLMConfig = field(default_factory=BiLMConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    output_dir: str = "outputs/run"  # checkpoints, logs, the exported model
+    resume: bool = True  # continue from output_dir/checkpoint.pt when it exists
+    # Start from these weights instead of random ones (fine-tuning on domain text): our
+    # pretrained directory or a directory with the published options.json + weights.hdf5.
+    init_from: Optional[str] = None
+    export_published: bool = True  # also export options.json + weights.hdf5 at the end
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad value; return self."""
+        self.model.validate()
+        trainer, data = self.trainer, self.data
+        if trainer.optimizer not in ("adagrad", "adam"):
+            raise ValueError(f"trainer.optimizer must be adagrad or adam, got {trainer.optimizer!r}")
+        if trainer.schedule not in ("constant", "linear", "cosine"):
+            raise ValueError(
+                f"trainer.schedule must be constant, linear or cosine, got {trainer.schedule!r}"
+            )
+        if trainer.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"trainer.precision must be auto, fp32 or bf16, got {trainer.precision!r}")
+        for name in ("lr", "max_steps", "log_every", "checkpoint_every"):
+            if getattr(trainer, name) <= 0:
+                raise ValueError(f"trainer.{name} must be > 0, got {getattr(trainer, name)}")
+        for name in ("eval_every", "warmup_steps"):
+            if getattr(trainer, name) < 0:
+                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(trainer, name)}")
+        if trainer.grad_clip <= 0:
+            raise ValueError(f"trainer.grad_clip must be > 0, got {trainer.grad_clip}")
+        for name in ("batch_size", "unroll_steps", "eval_batch_size", "vocab_min_count"):
+            if getattr(data, name) <= 0:
+                raise ValueError(f"data.{name} must be > 0, got {getattr(data, name)}")
+        return self

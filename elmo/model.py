@@ -16,7 +16,7 @@ from torch import nn
 from elmo.config import BiLMConfig
 from elmo.data.characters import boundary_char_ids
 from elmo.modules.char_cnn import CharCNN
-from elmo.modules.lstm import LstmStack, LstmState
+from elmo.modules.lstm import LstmStack, LstmState, StackOutput
 from elmo.modules.sequence import add_sentence_boundaries, lengths_from_mask
 
 
@@ -99,26 +99,40 @@ class BiLM(nn.Module):
             BiLMOutput (layers (L, B, T, 2D)).
         """
         tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)  # zero the padding positions
-        # The stacks take rows sorted by decreasing length (see elmo.modules.lstm).
-        sorted_lengths, order = lengths_from_mask(mask).sort(0, descending=True)
-        restore = torch.empty_like(order)
-        restore[order] = torch.arange(order.numel(), device=order.device)
-        lengths = sorted_lengths.tolist()
-        steps = lengths[0] if lengths else 0
-        inputs = tokens.index_select(0, order)[:, :steps]  # (B, T', D), T' = longest row
-        if state is None:
-            state = self.initial_state(tokens.shape[0])
-        forward = self.forward_lstm(inputs, lengths, _select_rows(state.forward, order))
-        backward = self.backward_lstm(
-            inputs, lengths, _select_rows(state.backward, order), reverse=True
+        forward = run_sorted(
+            self.forward_lstm, tokens, mask, None if state is None else state.forward
         )
-        pad = tokens.shape[1] - steps
+        backward = run_sorted(
+            self.backward_lstm, tokens, mask, None if state is None else state.backward, reverse=True
+        )
         layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T, 2D)
         for forward_layer, backward_layer in zip(forward.layers, backward.layers):
-            both = torch.cat([forward_layer, backward_layer], dim=-1).index_select(0, restore)
-            layers.append(nn.functional.pad(both, (0, 0, 0, pad)))  # (B, T, 2D)
-        final = BiLMState(_select_rows(forward.state, restore), _select_rows(backward.state, restore))
-        return BiLMOutput(torch.stack(layers), mask, final)
+            layers.append(torch.cat([forward_layer, backward_layer], dim=-1))  # (B, T, 2D)
+        return BiLMOutput(torch.stack(layers), mask, BiLMState(forward.state, backward.state))
+
+    def language_model(
+        self,
+        char_ids: torch.Tensor,
+        mask: torch.Tensor,
+        state: Optional[LstmState] = None,
+        backward: bool = False,
+    ) -> StackOutput:
+        """One direction over a window of a training stream (no boundaries are added).
+
+        The backward LM's windows hold reversed text already (``elmo.data.stream``), so both
+        stacks read their window left to right here.
+
+        Args:
+            char_ids: (B, T, W) character ids; mask: (B, T) bool, real tokens first.
+            state: the state each row ended the previous window with (None: zeros).
+            backward: use the backward stack.
+
+        Returns:
+            StackOutput: every layer (B, T, D) and each row's final state.
+        """
+        tokens = self.char_cnn(char_ids)  # (B, T, D)
+        stack = self.backward_lstm if backward else self.forward_lstm
+        return run_sorted(stack, tokens, mask, state)
 
     def initial_state(self, batch_size: int) -> BiLMState:
         """Zero state for ``batch_size`` rows."""
@@ -129,6 +143,39 @@ class BiLM(nn.Module):
         )
 
 
+def run_sorted(
+    stack: LstmStack,
+    inputs: torch.Tensor,
+    mask: torch.Tensor,
+    state: Optional[LstmState] = None,
+    reverse: bool = False,
+) -> StackOutput:
+    """Run a stack on rows in any order: sort them by decreasing length, run, restore the order.
+
+    Args:
+        inputs: (B, T, D); mask: (B, T) bool, real tokens first; state: per row, or None.
+
+    Returns:
+        StackOutput with layers (B, T, D) and state rows in the input order.
+    """
+    batch, steps = mask.shape
+    # torch's descending sort, as in the reference implementation (it decides the GEMM shapes).
+    sorted_lengths, order = lengths_from_mask(mask).sort(0, descending=True)
+    restore = torch.empty_like(order)
+    restore[order] = torch.arange(batch, device=order.device)
+    lengths = sorted_lengths.tolist()
+    longest = lengths[0] if lengths else 0
+    sorted_inputs = inputs.index_select(0, order)[:, :longest]  # (B, T', D)
+    if state is None:
+        state = stack.initial_state(batch, inputs)
+    output = stack(sorted_inputs, lengths, _select_rows(state, order), reverse=reverse)
+    layers = [
+        nn.functional.pad(layer.index_select(0, restore), (0, 0, 0, steps - longest))
+        for layer in output.layers
+    ]  # N x (B, T, D)
+    return StackOutput(layers, _select_rows(output.state, restore))
+
+
 def _select_rows(state: LstmState, rows: torch.Tensor) -> LstmState:
     """The state of the given batch rows: (N, B, .) -> (N, len(rows), .)."""
     return LstmState(state.hidden.index_select(1, rows), state.memory.index_select(1, rows))
@@ -137,4 +184,6 @@ def _select_rows(state: LstmState, rows: torch.Tensor) -> LstmState:
 def _build_softmax(config: BiLMConfig) -> nn.Module:
     from elmo.modules.softmax import build_softmax  # the softmax is only needed for LM training
 
-    return build_softmax(config.softmax, config.lstm.projection_dim, config.vocab_size)
+    options = {"sampled": {"num_samples": min(config.softmax.num_samples, config.vocab_size)},
+               "adaptive": {"cutoffs": list(config.softmax.cutoffs)}}.get(config.softmax.kind, {})
+    return build_softmax(config.softmax.kind, config.lstm.projection_dim, config.vocab_size, **options)

@@ -1,0 +1,1 @@
+"""Training the biLM: objective, optimisation, evaluation, checkpoints and the loop."""

@@ -1,0 +1,94 @@
+"""Exact perplexity of a biLM on a text, forward and backward, with the full softmax."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+
+from elmo.data.stream import LMBatcher, LineSource
+from elmo.data.vocab import Vocabulary
+from elmo.model import BiLM
+
+
+class Perplexity(NamedTuple):
+    forward_ppl: float  # exp(mean NLL) of the forward LM
+    backward_ppl: float  # exp(mean NLL) of the backward LM
+    ppl: float  # geometric mean of the two: exp of the mean of their mean NLLs
+    tokens: int  # predicted tokens per direction (every word and </S> of every sentence)
+
+    def as_dict(self) -> dict:
+        return {"forward_ppl": self.forward_ppl, "backward_ppl": self.backward_ppl,
+                "ppl": self.ppl, "tokens": self.tokens}  # fmt: skip
+
+
+def perplexity(total_nll: float, tokens: int) -> float:
+    """exp(total NLL / tokens); raises ValueError when nothing was scored."""
+    if tokens <= 0:
+        raise ValueError("no tokens were scored: the text is empty")
+    return math.exp(total_nll / tokens)
+
+
+@torch.no_grad()
+def evaluate_perplexity(
+    bilm: BiLM,
+    lines: LineSource,
+    vocab: Vocabulary,
+    batch_size: int = 32,
+    unroll_steps: int = 20,
+    max_batches: Optional[int] = None,
+    progress: bool = False,
+) -> Perplexity:
+    """Perplexity of ``bilm`` on ``lines`` (one sentence per line), exact full softmax.
+
+    Each direction reads the text as B continuous streams with the LSTM state carried across
+    windows, as in training, starting from zero state. Whatever softmax the model was trained
+    with, the score is the full distribution's (``Softmax.nll``).
+
+    Args:
+        lines: a path / glob, or a callable returning the lines (read once per direction).
+        max_batches: score only the first N windows of each direction (a quick estimate).
+        progress: show a progress bar (stderr).
+    """
+    if bilm.softmax is None:
+        raise ValueError("this model has no softmax (vocab_size 0): it cannot score text")
+    was_training = bilm.training
+    bilm.eval()
+    device = bilm.char_cnn.projection.weight.device
+    totals = []
+    try:
+        for backward in (False, True):
+            batcher = LMBatcher(
+                lines, vocab, batch_size, unroll_steps,
+                max_chars=bilm.config.char_cnn.max_characters_per_token, reverse=backward,
+            )  # fmt: skip
+            batches = batcher if progress is False else _progress(batcher, backward)
+            nll, count, state = 0.0, 0, None
+            for index, batch in enumerate(batches):
+                if max_batches is not None and index >= max_batches:
+                    break
+                mask = batch.mask.to(device)
+                output = bilm.language_model(batch.char_ids.to(device), mask, state, backward)
+                state = output.state
+                hidden = output.layers[-1][mask].float()  # (N, D)
+                nll += float(bilm.softmax.nll(hidden, batch.next_token_ids.to(device)[mask]).sum())
+                count += int(mask.sum())
+            totals.append((nll, count))
+    finally:
+        bilm.train(was_training)
+    (forward_nll, tokens), (backward_nll, _) = totals
+    if tokens <= 0:
+        raise ValueError("no tokens were scored: the text is empty")
+    return Perplexity(
+        perplexity(forward_nll, tokens),
+        perplexity(totals[1][0], totals[1][1]),
+        math.exp(0.5 * (forward_nll / tokens + backward_nll / totals[1][1])),
+        tokens,
+    )
+
+
+def _progress(batcher, backward: bool):
+    from tqdm import tqdm
+
+    return tqdm(batcher, desc="backward LM" if backward else "forward LM", unit="batch")

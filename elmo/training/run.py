@@ -1,0 +1,226 @@
+"""A whole training run from a TrainConfig: data, model, resume, loop, evaluation, export.
+
+``elmo.train`` (Hydra) builds the TrainConfig; everything below sees plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from elmo.config import TrainConfig, config_to_dict
+from elmo.data.paths import resolve_data_path
+from elmo.data.stream import LMBatcher, iter_lines
+from elmo.data.vocab import Vocabulary
+from elmo.model import BiLM
+from elmo.pretrained import VOCAB_FILE, load_bilm, load_vocabulary, save_pretrained
+from elmo.training import distributed
+from elmo.training.checkpoint import (
+    CHECKPOINT_FILE,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from elmo.training.evaluate import evaluate_perplexity
+from elmo.training.loop import RunState, fit
+from elmo.training.objective import LMObjective
+from elmo.training.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def run_training(config: TrainConfig) -> dict:
+    """Train (or resume) as ``config`` says; returns the final metrics (also in metrics.json)."""
+    config.validate()
+    world = distributed.setup()
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    device = _device(config.trainer.device, world.local_rank)
+    if config.trainer.num_threads:
+        torch.set_num_threads(config.trainer.num_threads)
+    _seed_everything(config.trainer.seed + world.rank)
+    train_path = resolve_data_path(config.data.train)
+
+    vocab = _vocabulary(config, output_dir, train_path, world)
+    bilm = _model(config, vocab).to(device)
+    objective: nn.Module = LMObjective(bilm)
+    if world.size > 1:
+        objective = distributed.wrap(objective, device, find_unused=config.model.softmax.kind == "adaptive")
+    optimizer = build_optimizer(objective.parameters(), config.trainer)
+    scheduler = build_scheduler(optimizer, config.trainer)
+    batchers = [
+        LMBatcher(train_path, vocab, config.data.batch_size, config.data.unroll_steps,
+                  max_chars=config.model.char_cnn.max_characters_per_token, reverse=reverse,
+                  rank=world.rank, world_size=world.size, shuffle_buffer=config.data.shuffle_buffer,
+                  seed=config.trainer.seed)  # fmt: skip
+        for reverse in (False, True)
+    ]
+    run = RunState()
+    checkpoint_path = output_dir / CHECKPOINT_FILE
+    if config.resume and checkpoint_path.is_file():
+        _resume(checkpoint_path, bilm, optimizer, scheduler, batchers, run, world, device)
+        log.info("resumed from %s at step %d", checkpoint_path, run.step)
+
+    valid_path = resolve_data_path(config.data.valid) if config.data.valid else None
+
+    def evaluate() -> dict:
+        if valid_path is None:
+            return {}
+        result = evaluate_perplexity(bilm, valid_path, vocab, config.data.eval_batch_size,
+                                     config.data.unroll_steps, config.trainer.eval_max_batches)  # fmt: skip
+        return {f"valid_{k}": v for k, v in result.as_dict().items()}
+
+    def checkpoint(state: RunState) -> None:
+        payload = _checkpoint_payload(config, bilm, optimizer, scheduler, batchers, state, world)
+        if world.is_main:
+            save_checkpoint(checkpoint_path, payload)
+
+    fit(objective, optimizer, scheduler, batchers, config.trainer, run, device,
+        autocast=_autocast(config.trainer.precision, device),
+        evaluate=evaluate if world.is_main else None, checkpoint=checkpoint,
+        show_progress=world.is_main)  # fmt: skip
+    metrics = _finish(config, bilm, vocab, run, output_dir) if world.is_main else {}
+    distributed.teardown(world)
+    return metrics
+
+
+def _vocabulary(config: TrainConfig, output_dir: Path, train_path: str, world) -> Vocabulary:
+    """The run's vocabulary: saved with the run, taken from ``init_from``, or built from train."""
+    saved = output_dir / VOCAB_FILE
+    if saved.is_file():
+        return Vocabulary.load(saved)
+    if config.init_from and load_vocabulary(config.init_from) is not None:
+        vocab = load_vocabulary(config.init_from)
+        log.info("vocabulary of %s: %d entries", config.init_from, len(vocab))
+    elif world.is_main:
+        log.info("building the vocabulary from %s", train_path)
+        vocab = Vocabulary.build(iter_lines(train_path), config.data.vocab_min_count,
+                                 config.data.vocab_max_size, progress=True)  # fmt: skip
+        log.info("vocabulary: %d entries", len(vocab))
+    if world.is_main:
+        vocab.save(saved)
+    distributed.barrier(world)
+    return Vocabulary.load(saved)
+
+
+def _model(config: TrainConfig, vocab: Vocabulary) -> BiLM:
+    """A fresh BiLM, or one initialised from ``init_from`` (fine-tuning) with a softmax for vocab."""
+    if not config.init_from:
+        return BiLM(dataclasses.replace(config.model, vocab_size=len(vocab)))
+    source = load_bilm(model=config.init_from)
+    # The architecture is the source's; the softmax and the training dropout are this run's.
+    model_config = dataclasses.replace(
+        source.config, vocab_size=len(vocab), softmax=config.model.softmax, dropout=config.model.dropout
+    )
+    model = BiLM(model_config)
+    state = source.state_dict()
+    if source.softmax is not None and source.config.vocab_size != len(vocab):
+        raise ValueError(
+            f"{config.init_from}: its softmax has {source.config.vocab_size} words but the "
+            f"vocabulary has {len(vocab)}"
+        )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith("softmax.") for key in missing):
+        raise ValueError(f"{config.init_from}: weights do not fit: missing {missing}, unexpected {unexpected}")
+    log.info("initialised from %s%s", config.init_from, " (new softmax)" if missing else "")
+    return model
+
+
+def _resume(path, bilm, optimizer, scheduler, batchers, run: RunState, world, device) -> None:
+    payload = load_checkpoint(path)
+    if payload["world_size"] != world.size:
+        raise ValueError(
+            f"{path} was written by {payload['world_size']} processes; resume with as many "
+            f"(this run has {world.size})"
+        )
+    bilm.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    mine = payload["ranks"][world.rank]
+    for batcher, state in zip(batchers, mine["data"]):
+        batcher.load_state_dict(state)
+    run.step = payload["step"]
+    run.history = payload["history"]
+    run.forward_state = _states_to(mine["forward_state"], device)
+    run.backward_state = _states_to(mine["backward_state"], device)
+    restore_rng_state(mine["rng"])
+
+
+def _checkpoint_payload(config, bilm, optimizer, scheduler, batchers, run, world) -> dict:
+    mine = {
+        "data": [b.state_dict() for b in batchers],
+        "forward_state": _states_to(run.forward_state, "cpu"),
+        "backward_state": _states_to(run.backward_state, "cpu"),
+        "rng": capture_rng_state(),
+    }
+    return {
+        "step": run.step,
+        "world_size": world.size,
+        "config": config_to_dict(config),
+        "model": bilm.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": run.history,
+        "ranks": distributed.gather(mine, world),
+    }
+
+
+def _finish(config: TrainConfig, bilm: BiLM, vocab: Vocabulary, run: RunState, output_dir: Path) -> dict:
+    """Export the model, score valid and test, write metrics.json."""
+    model_dir = save_pretrained(bilm, output_dir / "model", vocab)
+    log.info("pretrained model written to %s", model_dir)
+    if config.export_published:
+        from elmo.published import export_published
+
+        published = output_dir / "published"
+        published.mkdir(exist_ok=True)
+        export_published(bilm, published / "options.json", published / "weights.hdf5")
+        log.info("published-format export written to %s", published)
+    metrics = {"step": run.step, "history": run.history}
+    for split in ("valid", "test"):
+        path = getattr(config.data, split)
+        if path:
+            result = evaluate_perplexity(bilm, resolve_data_path(path), vocab,
+                                         config.data.eval_batch_size, config.data.unroll_steps)  # fmt: skip
+            metrics[split] = result.as_dict()
+            log.info("%s perplexity: %s", split, json.dumps(result.as_dict()))
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def _states_to(state, device):
+    if state is None:
+        return None
+    return type(state)(*(t.to(device) for t in state))
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    elif name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+def _autocast(precision: str, device: torch.device):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

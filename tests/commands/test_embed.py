@@ -1,0 +1,126 @@
+"""``elmo embed``: the allennlp-elmo HDF5 layout, reference outputs, and clean failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from reference_elmo import ReferenceBiLM, write_random_published_model
+from shared_data import shared_path
+
+from elmo.cli import main
+
+SENTENCES = [
+    "The river bank was flooded .",
+    "I deposited money at the bank",
+    "naïve café — 東京",
+    "a",
+    "The river bank was flooded .",  # a repeated sentence maps to its last line
+    "tabs\tand   spaces",
+]
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _read(path: Path) -> tuple[list[np.ndarray], dict]:
+    with h5py.File(path, "r") as fin:
+        index = json.loads(fin["sentence_to_index"][0])
+        count = len(fin) - 1
+        return [fin[str(i)][...] for i in range(count)], index
+
+
+@pytest.fixture(scope="module")
+def unseen_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A published-format model of a shape no fixture has: tanh, 3 layers, 1 highway, no proj clip."""
+    directory = tmp_path_factory.mktemp("unseen")
+    return write_random_published_model(
+        directory, char_dim=6, filters=[[1, 4], [3, 6], [6, 10]], n_highway=1, lstm_dim=24,
+        projection_dim=10, n_layers=3, activation="tanh", cell_clip=2.0, proj_clip=None,
+        seed=7,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_unseen_configuration_matches_the_reference(tmp_path, unseen_model, stateful):
+    options, weights = unseen_model
+    source = _write(tmp_path / "in.txt", SENTENCES)
+    out = tmp_path / "out.hdf5"
+    args = [str(source), str(out), "--all", "--options-file", str(options),
+            "--weight-file", str(weights), "--batch-size", "4"]  # fmt: skip
+    assert main(["embed", *args, *(["--stateful"] if stateful else [])]) == 0
+    got, index = _read(out)
+    expected = ReferenceBiLM(options, weights).run(
+        [s.split() for s in SENTENCES], stateful=stateful, batch_size=4
+    )
+    assert len(got) == len(SENTENCES)
+    for vectors, reference in zip(got, expected):
+        assert vectors.shape == reference.shape == (4, reference.shape[1], 20)
+        np.testing.assert_allclose(vectors, reference, atol=1e-5, rtol=0)
+    assert index == {s: str(i) for i, s in enumerate(SENTENCES) if i != 0}
+
+
+def test_fixture_stateful_batch8_through_the_command(tmp_path, reference_threads):
+    fixture = shared_path("fixtures", "elmo-random-mid")
+    out = tmp_path / "out.hdf5"
+    code = main(["embed", str(fixture / "sentences.txt"), str(out), "--all", "--model",
+                 str(fixture), "--batch-size", "8", "--stateful"])  # fmt: skip
+    assert code == 0
+    got, _ = _read(out)
+    expected = np.load(fixture / "expected_stateful_batch8.npz")
+    for i, vectors in enumerate(got):
+        np.testing.assert_allclose(vectors, expected[str(i)], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("flag", ["--top", "--average"])
+def test_top_and_average_shapes(tmp_path, unseen_model, flag):
+    options, weights = unseen_model
+    source = _write(tmp_path / "in.txt", SENTENCES[:3])
+    out_all, out_one = tmp_path / "all.hdf5", tmp_path / "one.hdf5"
+    common = ["--options-file", str(options), "--weight-file", str(weights)]
+    assert main(["embed", str(source), str(out_all), "--all", *common]) == 0
+    assert main(["embed", str(source), str(out_one), flag, *common]) == 0
+    layers, _ = _read(out_all)
+    one, _ = _read(out_one)
+    for full, picked in zip(layers, one):
+        expected = full[-1] if flag == "--top" else full.mean(axis=0)
+        assert picked.shape == (full.shape[1], 20)
+        np.testing.assert_allclose(picked, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"first line\n\nthird line\n", "in.txt:2: blank line"),
+        (b"", "in.txt: the file is empty"),
+        (b"ok line\nbad \xff byte\n", "in.txt:2: invalid UTF-8"),
+        (b"   \n", "the file is empty"),
+    ],
+)
+def test_bad_input_is_a_one_line_error_and_leaves_no_file(
+    tmp_path, unseen_model, capsys, content, message
+):
+    options, weights = unseen_model
+    source = tmp_path / "in.txt"
+    source.write_bytes(content)
+    out = tmp_path / "out.hdf5"
+    code = main(["embed", str(source), str(out), "--top", "--options-file", str(options),
+                 "--weight-file", str(weights)])  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0] and error[0].startswith("elmo embed: error:")
+    assert list(tmp_path.iterdir()) == [source]  # no output, no partial file
+
+
+def test_missing_model_arguments(tmp_path, capsys):
+    source = _write(tmp_path / "in.txt", ["hello"])
+    assert main(["embed", str(source), str(tmp_path / "o.hdf5"), "--all"]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["embed", str(source), str(tmp_path / "o.hdf5"), "--all", "--model",
+                 str(tmp_path / "nope")]) == 2  # fmt: skip
+    assert "does not exist" in capsys.readouterr().err

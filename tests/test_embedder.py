@@ -1,0 +1,93 @@
+"""ElmoEmbedder and Elmo: shapes, order, statefulness, output choices, and the README example."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from elmo.data.characters import batch_to_ids
+from elmo.embedder import Elmo, ElmoEmbedder
+from elmo.pretrained import save_pretrained
+
+SENTENCES = ["I live near the bank of America", "the bank", "We sat on the bank of the river", "x"]
+
+
+def test_vectors_come_back_in_input_order(tiny_bilm):
+    embedder = ElmoEmbedder(tiny_bilm, batch_size=2)
+    batched = embedder.embed_sentences(SENTENCES)
+    for sentence, vectors in zip(SENTENCES, batched):
+        alone = embedder.embed_sentence(sentence)
+        assert vectors.shape == (3, len(sentence.split()), 16)
+        torch.testing.assert_close(vectors, alone, atol=1e-6, rtol=0)
+
+
+def test_output_choices(tiny_bilm):
+    embedder = ElmoEmbedder(tiny_bilm)
+    layers = embedder.embed_sentence("the bank of the river")
+    torch.testing.assert_close(embedder.embed_sentence("the bank of the river", output="top"), layers[-1])
+    torch.testing.assert_close(
+        embedder.embed_sentence("the bank of the river", output="average"), layers.mean(0)
+    )
+    torch.testing.assert_close(embedder.embed_sentence("the bank of the river", output=1), layers[1])
+    as_numpy = embedder.embed_sentence(["the", "bank"], output="top", numpy=True)
+    assert isinstance(as_numpy, np.ndarray) and as_numpy.shape == (2, 16)
+    with pytest.raises(ValueError, match="output must be one of"):
+        embedder.embed_sentence("x", output="mix")
+    with pytest.raises(ValueError, match="out of range"):
+        embedder.embed_sentence("x", output=3)
+
+
+def test_context_changes_lstm_layers_but_not_the_token_layer(tiny_bilm):
+    money, river = ElmoEmbedder(tiny_bilm).embed_sentences([SENTENCES[0], SENTENCES[2]])
+    torch.testing.assert_close(money[0, 4], river[0, 4])  # characters only
+    assert not torch.allclose(money[1, 4], river[1, 4])  # contextual
+
+
+def test_stateful_mode_carries_state_per_row(tiny_bilm):
+    stateless = ElmoEmbedder(tiny_bilm, batch_size=2)
+    stateful = ElmoEmbedder(tiny_bilm, batch_size=2, stateful=True)
+    first = stateful.embed_batch(SENTENCES[:2]).layers
+    torch.testing.assert_close(first, stateless.embed_batch(SENTENCES[:2]).layers)
+    again = stateful.embed_batch(SENTENCES[:2]).layers
+    assert not torch.allclose(first, again)  # the second batch started from the first's state
+    stateful.reset_state()
+    torch.testing.assert_close(stateful.embed_batch(SENTENCES[:2]).layers, first)
+    torch.testing.assert_close(stateless.embed_batch(SENTENCES[:2]).layers, first)
+
+
+def test_elmo_module_mixes_and_can_be_fine_tuned(tiny_bilm):
+    elmo = Elmo(tiny_bilm, num_output_representations=2, dropout=0.0, do_layer_norm=True)
+    output = elmo(batch_to_ids([["a", "b", "c"], ["d"]]))
+    assert [r.shape for r in output.representations] == [(2, 3, 16), (2, 3, 16)]
+    assert output.mask.tolist() == [[True, True, True], [True, False, False]]
+    output.representations[0].sum().backward()
+    assert elmo.scalar_mixes[0].scalar_parameters.grad is not None
+    assert all(p.grad is None for p in tiny_bilm.parameters())  # frozen by default
+
+    tuned = Elmo(tiny_bilm, requires_grad=True, keep_sentence_boundaries=True, dropout=0.0)
+    out = tuned(batch_to_ids([["a", "b"]]))
+    assert out.representations[0].shape == (1, 4, 16)  # <S> a b </S>
+    out.representations[0].sum().backward()
+    assert tiny_bilm.char_cnn.projection.weight.grad is not None
+
+
+def test_readme_bank_example_runs_as_written(tmp_path, tiny_bilm, capsys):
+    """The README's Python example, verbatim, in a directory where its model path exists."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Embeddings in a few lines\n\n```python\n(.*?)```", readme, re.S).group(1)
+    model_path = re.search(r'from_pretrained\("([^"]+)"\)', code).group(1)
+    save_pretrained(tiny_bilm, tmp_path / model_path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out
+    cosine = float(re.search(r"tensor\(([-0-9.]+)", printed).group(1))
+    assert -1.0 <= cosine < 1.0  # "bank" differs in its two contexts

@@ -1,0 +1,70 @@
+"""Our checkpoint directory: exact round trips, strict loading, either format through load_bilm."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from shared_data import shared_path
+
+from elmo.data.characters import batch_to_ids
+from elmo.data.vocab import Vocabulary
+from elmo.model import BiLM
+from elmo.pretrained import from_pretrained, load_bilm, load_vocabulary, save_pretrained
+from elmo.published import load_published
+
+TOKENS = [["The", "bank", "of", "the", "river"], ["Money", "!"]]
+
+
+def test_round_trip_is_bit_exact(tmp_path, tiny_bilm):
+    save_pretrained(tiny_bilm, tmp_path / "model")
+    loaded = from_pretrained(tmp_path / "model")
+    for name, tensor in tiny_bilm.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    with torch.no_grad():
+        assert torch.equal(tiny_bilm(batch_to_ids(TOKENS)).layers, loaded(batch_to_ids(TOKENS)).layers)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["format_version"] == 1 and config["model"]["lstm"]["cell_size"] == 16
+
+
+def test_model_with_softmax_saves_its_vocabulary(tmp_path, tiny_config):
+    vocab = Vocabulary.build(["the bank of the river", "money in the bank"])
+    tiny_config.vocab_size = len(vocab)
+    model = BiLM(tiny_config).eval()
+    with pytest.raises(ValueError, match="vocabulary"):
+        save_pretrained(model, tmp_path / "nope")
+    save_pretrained(model, tmp_path / "model", vocab)
+    assert load_vocabulary(tmp_path / "model").tokens == vocab.tokens
+    loaded = from_pretrained(tmp_path / "model")
+    assert torch.equal(loaded.softmax.weight, model.softmax.weight)
+
+
+def test_strict_loading_names_missing_and_unexpected_keys(tmp_path, tiny_bilm):
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    weights = load_file(str(directory / "model.safetensors"))
+    weights.pop("char_cnn.projection.bias")
+    weights["extra.weight"] = torch.zeros(1)
+    save_file(weights, str(directory / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"char_cnn\.projection\.bias.*extra\.weight"):
+        from_pretrained(directory)
+
+
+def test_wrong_format_version_and_missing_directory(tmp_path, tiny_bilm):
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    (directory / "config.json").write_text(json.dumps({"format_version": 99, "model": {}}))
+    with pytest.raises(ValueError, match="format_version 99"):
+        from_pretrained(directory)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_bilm(model=tmp_path / "absent")
+
+
+def test_published_to_ours_to_published_is_exact(tmp_path):
+    fixture = shared_path("fixtures", "elmo-random-mid")
+    published = load_bilm(model=fixture)  # a directory with options.json + weights.hdf5
+    save_pretrained(published, tmp_path / "ours")
+    ours = from_pretrained(tmp_path / "ours")
+    direct = load_published(fixture / "options.json", fixture / "weights.hdf5")
+    for name, tensor in direct.state_dict().items():
+        assert torch.equal(tensor, ours.state_dict()[name]), name
