@@ -1,0 +1,129 @@
+"""Tests for elmo.model.BiLM: shapes, masks, padding invariance, directionality, statefulness."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from elmo.config import BiLMConfig
+from elmo.data.characters import batch_to_ids
+from elmo.model import BiLM, BiLMOutput
+
+D = 8  # tiny_config's projection size: every layer is 2D = 16 wide
+SENTENCES = [
+    ["the", "cat", "sat"],
+    ["a"],
+    ["naïve", "東京", "dogs", "run", "far", "x" * 60],
+    ["hello", "world"],
+]
+
+
+def run(model: BiLM, sentences, state=None) -> BiLMOutput:
+    with torch.no_grad():
+        return model(batch_to_ids(sentences), state)
+
+
+def forward_half(layers: torch.Tensor) -> torch.Tensor:
+    return layers[..., :D]
+
+
+def backward_half(layers: torch.Tensor) -> torch.Tensor:
+    return layers[..., D:]
+
+
+def test_output_shapes_and_mask(tiny_bilm):
+    out = run(tiny_bilm, SENTENCES)
+    batch, steps = len(SENTENCES), max(map(len, SENTENCES)) + 2
+    assert tiny_bilm.num_layers == 3 and tiny_bilm.output_dim == 2 * D
+    assert out.layers.shape == (3, batch, steps, 2 * D)
+    assert out.mask.dtype == torch.bool and out.mask.shape == (batch, steps)
+    for row, sentence in enumerate(SENTENCES):
+        assert out.mask[row].tolist() == [True] * (len(sentence) + 2) + [False] * (
+            steps - len(sentence) - 2
+        )
+    assert (out.layers[:, ~out.mask] == 0).all()  # every layer is zero at padding
+    # the token layer is the char encoder's output, duplicated to 2D
+    assert torch.equal(forward_half(out.layers[0]), backward_half(out.layers[0]))
+    for direction in out.state:
+        assert direction.hidden.shape == (2, batch, D)
+        assert direction.memory.shape == (2, batch, 16)
+
+
+def test_wrong_char_id_shape_is_a_value_error(tiny_bilm):
+    with pytest.raises(ValueError, match="char_ids"):
+        tiny_bilm(torch.zeros(2, 3, 7, dtype=torch.long))
+
+
+def test_each_sentence_alone_equals_the_padded_batch(tiny_bilm):
+    batch = run(tiny_bilm, SENTENCES)  # unsorted lengths: exercises the sort and its undoing
+    for row, sentence in enumerate(SENTENCES):
+        alone = run(tiny_bilm, [sentence])
+        n = len(sentence) + 2
+        assert alone.layers.shape[2] == n
+        assert torch.allclose(batch.layers[:, row, :n], alone.layers[:, 0], atol=1e-6, rtol=0)
+        for direction_batch, direction_alone in zip(batch.state, alone.state):
+            for batch_part, alone_part in zip(direction_batch, direction_alone):
+                assert torch.allclose(batch_part[:, row], alone_part[:, 0], atol=1e-6, rtol=0)
+
+
+def test_empty_sentence_is_just_the_boundaries(tiny_bilm):
+    out = run(tiny_bilm, [["a", "b"], []])
+    assert out.mask[1].tolist() == [True, True, False, False]
+    assert torch.allclose(out.layers[:, 1, :2], run(tiny_bilm, [[]]).layers[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("changed", [1, 3, 5], ids=["first", "middle", "last"])
+def test_forward_half_sees_the_past_and_backward_half_the_future(tiny_bilm, changed):
+    sentence = ["one", "two", "three", "four", "five"]  # framed positions 1..5
+    edited = list(sentence)
+    edited[changed - 1] = "zebra"
+    before, after = run(tiny_bilm, [sentence]), run(tiny_bilm, [edited])
+    for layer in (1, 2):
+        old, new = before.layers[layer, 0], after.layers[layer, 0]  # (T+2, 2D)
+        # forward half at t depends only on positions <= t; backward half only on >= t
+        assert torch.equal(forward_half(old[:changed]), forward_half(new[:changed]))
+        assert torch.equal(backward_half(old[changed + 1 :]), backward_half(new[changed + 1 :]))
+        assert (forward_half(old[changed:]) != forward_half(new[changed:])).any(dim=-1).all()
+        assert (
+            (backward_half(old[: changed + 1]) != backward_half(new[: changed + 1]))
+            .any(dim=-1)
+            .all()
+        )
+
+
+def test_stateless_calls_are_repeatable_and_state_changes_the_outputs(tiny_bilm):
+    first, second = [["the", "cat"], ["a", "b", "c"]], [["dogs", "run", "far"], ["x"]]
+    assert torch.equal(run(tiny_bilm, second).layers, run(tiny_bilm, second).layers)
+    stateless = run(tiny_bilm, second)
+    stateful = run(tiny_bilm, second, run(tiny_bilm, first).state)
+    assert torch.equal(stateless.layers[0], stateful.layers[0])  # the token layer has no state
+    for layer in (1, 2):
+        real = stateful.mask
+        differs = (stateless.layers[layer][real] != stateful.layers[layer][real]).any(dim=-1)
+        assert differs.all()
+
+
+def test_state_carries_each_row_on_as_one_continuous_stream(tiny_bilm):
+    """Row-wise: the forward LM continues from the previous batch's ``</S>`` of the same row, and
+    the backward LM from its ``<S>``. So the forward half of batch 2 is the forward half of the
+    stream ``<S> a </S> <S> b </S>``, and its backward half that of ``<S> b </S> <S> a </S>``
+    (the backward LM read ``a`` just before). ``<S>``/``</S>`` in the text are the boundaries."""
+    first = [["the", "cat"], ["a", "b", "c", "d"]]  # row lengths differ between batches and
+    second = [["dogs", "run", "far"], ["x"]]  # across rows, so the state must follow its row
+    out = run(tiny_bilm, second, run(tiny_bilm, first).state)
+    for row, (a, b) in enumerate(zip(first, second)):
+        n = len(b) + 2
+        a_then_b = run(tiny_bilm, [a + ["</S>", "<S>"] + b]).layers[:, 0]
+        b_then_a = run(tiny_bilm, [b + ["</S>", "<S>"] + a]).layers[:, 0]
+        ours = out.layers[:, row, :n]
+        assert torch.allclose(forward_half(ours), forward_half(a_then_b[:, -n:]), atol=1e-6)
+        assert torch.allclose(backward_half(ours), backward_half(b_then_a[:, :n]), atol=1e-6)
+
+
+def test_eval_mode_is_deterministic_and_train_mode_uses_dropout(tiny_config: BiLMConfig):
+    model = BiLM(tiny_config)
+    ids = batch_to_ids(SENTENCES)
+    train_a, train_b = model(ids).layers, model(ids).layers
+    assert not torch.equal(train_a, train_b)
+    model.eval()
+    assert torch.equal(model(ids).layers, model(ids).layers)
