@@ -152,7 +152,9 @@ def embed(model: BiLM, sentences: list[list[str]], state=None):
 
 
 @pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful_batch8"])
-def test_elmo_random_mid_reproduces_allennlp(stateful):
+def test_elmo_random_mid_reproduces_allennlp(stateful, reference_threads):
+    # The recurrence of these weights is chaotic: a one-ulp GEMM rounding difference (MKL rounds
+    # differently with 1, 3 or 4 threads than with 2) grows to 1.2e-4 by the end of sentence 4.
     folder = shared_path("fixtures", "elmo-random-mid")
     expected = np.load(folder / f"expected_{'stateful_batch8' if stateful else 'stateless'}.npz")
     text = (folder / "sentences.txt").read_text(encoding="utf-8")
