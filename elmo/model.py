@@ -168,6 +168,11 @@ def run_sorted(
     sorted_inputs = inputs.index_select(0, order)[:, :longest]  # (B, T', D)
     if state is None:
         state = stack.initial_state(batch, inputs)
+    elif state.hidden.shape[1] != batch:
+        raise ValueError(
+            f"the state holds {state.hidden.shape[1]} rows but the batch has {batch}; pass the "
+            f"state returned for a batch of the same size (or None for zeros)"
+        )
     output = stack(sorted_inputs, lengths, _select_rows(state, order), reverse=reverse)
     layers = [
         nn.functional.pad(layer.index_select(0, restore), (0, 0, 0, steps - longest))

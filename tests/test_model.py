@@ -127,3 +127,10 @@ def test_eval_mode_is_deterministic_and_train_mode_uses_dropout(tiny_config: BiL
     assert not torch.equal(train_a, train_b)
     model.eval()
     assert torch.equal(model(ids).layers, model(ids).layers)
+
+
+def test_empty_batch_and_mismatched_state(tiny_bilm):
+    assert tiny_bilm(batch_to_ids([])).layers.shape == (3, 0, 2, 16)
+    state = tiny_bilm(batch_to_ids([["a"]])).state
+    with pytest.raises(ValueError, match="state holds 1 rows but the batch has 2"):
+        tiny_bilm(batch_to_ids([["a"], ["b"]]), state)

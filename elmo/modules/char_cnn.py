@@ -54,4 +54,4 @@ class CharCNN(nn.Module):
         features = self.activation(torch.cat(pooled, dim=-1))  # (B*T, F)
         features = self.highway(features)  # (B*T, F)
         tokens = self.projection(features)  # (B*T, D)
-        return tokens.view(batch, steps, -1)  # (B, T, D)
+        return tokens.view(batch, steps, self.output_dim)  # (B, T, D)
