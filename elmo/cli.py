@@ -11,11 +11,14 @@ import logging
 import sys
 from typing import List, Optional
 
-from elmo.commands import embed, evaluate
+from elmo.commands import embed, evaluate, neighbours, senses, substitutes
 
 COMMANDS = {
     "embed": (embed, "ELMo vectors of every line of a text file, as HDF5"),
     "eval": (evaluate, "perplexity of a trained model on a text file"),
+    "substitutes": (substitutes, "words that fit a marked position, from both language models"),
+    "neighbours": (neighbours, "corpus occurrences nearest to a word in context"),
+    "senses": (senses, "cluster and plot every occurrence of a word in a corpus"),
 }
 
 
