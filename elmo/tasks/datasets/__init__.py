@@ -1,0 +1,1 @@
+"""Readers for the downstream task files: plain Python records, no tensors."""

@@ -1,0 +1,73 @@
+"""CoNLL-U (Universal Dependencies) sentences as tokens and their UPOS tags.
+
+Each token line has 10 tab-separated fields: ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC.
+Only syntactic words are kept: IDs that are integers. Multiword-token lines (``3-4``, the surface
+form "don't" over the words "do" "n't") and empty nodes (``8.1``, enhanced graphs only) are
+skipped, so that the tokens are exactly the words that carry a UPOS tag.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, NamedTuple
+
+from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+
+NUM_FIELDS = 10
+FORM, UPOS = 1, 3  # column indices
+
+
+class TaggedSentence(NamedTuple):
+    tokens: List[str]
+    tags: List[str]  # one UPOS tag per token
+
+
+def read_conllu(path: str | os.PathLike) -> List[TaggedSentence]:
+    """Every sentence of a CoNLL-U file, as words and UPOS tags.
+
+    Raises:
+        DataFormatError: a token line without 10 fields, an ID that is not ``n``, ``n-m`` or
+            ``n.k``, an empty form or tag, or word IDs that do not count 1, 2, 3, ...
+    """
+    sentences: List[TaggedSentence] = []
+    tokens: List[str] = []
+    tags: List[str] = []
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            if tokens:
+                sentences.append(TaggedSentence(tokens, tags))
+                tokens, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != NUM_FIELDS:
+            raise DataFormatError(
+                path,
+                number,
+                f"expected {NUM_FIELDS} tab-separated fields, got {len(fields)}: {line!r}",
+            )
+        if not _is_word_id(fields[0], path, number):
+            continue  # a multiword token or an empty node: not a tagged word
+        if int(fields[0]) != len(tokens) + 1:
+            raise DataFormatError(
+                path, number, f"word ID {fields[0]} out of sequence (expected {len(tokens) + 1})"
+            )
+        if not fields[FORM] or not fields[UPOS] or fields[UPOS] == "_":
+            raise DataFormatError(path, number, f"empty word form or UPOS tag: {line!r}")
+        tokens.append(fields[FORM])
+        tags.append(fields[UPOS])
+    if tokens:  # a file without its final blank line
+        sentences.append(TaggedSentence(tokens, tags))
+    return sentences
+
+
+def _is_word_id(token_id: str, path: str | os.PathLike, number: int) -> bool:
+    """True for a word ID (``7``), False for a multiword range (``3-4``) or empty node (``8.1``)."""
+    if token_id.isdigit():
+        return True
+    for separator in ("-", "."):
+        parts = token_id.split(separator)
+        if len(parts) == 2 and all(part.isdigit() for part in parts):
+            return False
+    raise DataFormatError(path, number, f"bad token ID {token_id!r} (expected n, n-m or n.k)")

@@ -1,0 +1,54 @@
+"""Locating a task's split files, reading them line by line, and naming the bad line on error."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple, TypeVar
+
+from elmo.data.paths import resolve_data_path
+
+Item = TypeVar("Item")
+
+
+class DataFormatError(ValueError):
+    """A line of a task file that does not follow the format; the message names file and line."""
+
+    def __init__(self, path: str | os.PathLike, line_number: int, message: str) -> None:
+        super().__init__(f"{path}:{line_number}: {message}")
+        self.path = str(path)
+        self.line_number = line_number
+
+
+def split_file(data_dir: str, file_name: str, task: str, split: str) -> Path:
+    """The file of one split (``data_dir/file_name``, relative paths as in ``resolve_data_path``).
+
+    Raises:
+        FileNotFoundError: naming the task, the split and every place that was tried.
+    """
+    try:
+        return Path(resolve_data_path(os.path.join(data_dir, file_name)))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{task}: the {split} split is missing: {error}") from None
+
+
+def numbered_lines(path: str | os.PathLike) -> Iterator[Tuple[int, str]]:
+    """``(line number from 1, line without its line ending)`` for every line of a UTF-8 file."""
+    with open(path, encoding="utf-8", newline=None) as handle:
+        for number, line in enumerate(handle, start=1):
+            yield number, line.rstrip("\r\n")
+
+
+def subsample(items: Sequence[Item], max_items: Optional[int], seed: int) -> List[Item]:
+    """At most ``max_items`` of ``items``, drawn at random (seeded) and kept in their file order.
+
+    ``None`` keeps everything. Drawing at random rather than taking the head matters for files
+    sorted by source (SST-2's train phrases come tree by tree, EWT by document).
+    """
+    if max_items is None or max_items >= len(items):
+        return list(items)
+    if max_items <= 0:
+        raise ValueError(f"a maximum number of examples must be > 0 or null, got {max_items}")
+    chosen = sorted(random.Random(seed).sample(range(len(items)), max_items))
+    return [items[i] for i in chosen]

@@ -1,0 +1,38 @@
+"""Word-similarity benchmarks: ``word1 word2 score`` per line (tabs or spaces), ``#`` comments.
+
+Some of the files have CRLF endings or no final newline, so lines are split on any whitespace.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, NamedTuple
+
+from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+
+
+class WordPair(NamedTuple):
+    word1: str
+    word2: str
+    score: float  # the human similarity (or relatedness) rating
+
+
+def read_word_pairs(path: str | os.PathLike) -> List[WordPair]:
+    """Every rated pair of a benchmark file.
+
+    Raises:
+        DataFormatError: a line that is not two words and a number.
+    """
+    pairs = []
+    for number, line in numbered_lines(path):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 3:
+            raise DataFormatError(path, number, f"expected 'word1 word2 score', got {line!r}")
+        try:
+            score = float(fields[2])
+        except ValueError:
+            raise DataFormatError(path, number, f"score {fields[2]!r} is not a number") from None
+        pairs.append(WordPair(fields[0], fields[1], score))
+    return pairs
