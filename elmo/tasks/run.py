@@ -30,10 +30,10 @@ def run_probe(config: ProbeConfig) -> dict:
     config.validate()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    random.seed(0), np.random.seed(0), torch.manual_seed(0)
-    task_module = (
-        TASKS[config.task.name] if config.task.name in TASKS else _unknown(config.task.name)
-    )
+    random.seed(0)  # the probes seed their own generators; this covers anything else
+    np.random.seed(0)
+    torch.manual_seed(0)
+    task_module = TASKS[config.task.name]  # validate() checked the name
     models = load_models(config)  # fails fast on a missing model directory, before reading data
     data = task_module.load(config.task)
     results = {}
@@ -48,7 +48,3 @@ def run_probe(config: ProbeConfig) -> dict:
 
 def _title(config: ProbeConfig) -> str:
     return f"elmo-probe task={config.task.name} model={config.model}"
-
-
-def _unknown(name: str):
-    raise ValueError(f"task.name must be one of {sorted(TASKS)}, got {name!r}")
