@@ -16,18 +16,42 @@ from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from elmo.config import TrainConfig
 
 # configs/ sits next to the package (an editable install, as the README sets up).
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
-ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 log = logging.getLogger("elmo.train")
 
 
+def _schema() -> DictConfig:
+    """TrainConfig as the schema Hydra composes onto, with the training text required.
+
+    A YAML ``???`` cannot undo a schema default (OmegaConf's merge keeps the old value), so
+    without this ``data=text`` lacking ``data.train=...`` would silently train on WikiText-2.
+    Every data/ option names its training text.
+    """
+    schema = OmegaConf.structured(TrainConfig)
+    schema.data.train = MISSING
+    return schema
+
+
+ConfigStore.instance().store(name="train_schema", node=_schema())
+
+
 def to_train_config(cfg: DictConfig) -> TrainConfig:
-    """The composed Hydra config as a validated TrainConfig."""
+    """The composed Hydra config as a validated TrainConfig.
+
+    Raises:
+        ValueError: a required value is missing (``???``) or a value is out of range.
+    """
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:  # checked first: merging onto the dataclass defaults would fill them in
+        raise ValueError(
+            f"missing required value(s) {', '.join(missing)}; give them as overrides, "
+            f"e.g. data.train=/path/to/train.txt"
+        )
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg)
     config: TrainConfig = OmegaConf.to_object(merged)
     return config.validate()
@@ -37,18 +61,20 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
 def _hydra_main(cfg: DictConfig) -> float:
     from elmo.training.run import run_training
 
-    config = to_train_config(cfg)
+    # Caught here, not around the hydra.main call: Hydra turns exceptions raised in here into
+    # its own report and exit code 1 before they could reach the caller.
+    try:
+        config = to_train_config(cfg)
+    except ValueError as error:  # bad config values: one clear line, not a traceback
+        print(f"elmo-train: error: {error}", file=sys.stderr)
+        sys.exit(2)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics = run_training(config)
     return metrics.get("valid", {}).get("ppl", float("nan"))  # the --multirun sweep objective
 
 
 def main() -> None:
-    try:
-        _hydra_main()
-    except ValueError as error:  # bad config values: one clear line, not a traceback
-        print(f"elmo-train: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, List, NamedTuple
 
@@ -43,12 +44,20 @@ def wrap(module: nn.Module, device: torch.device, find_unused: bool = False) -> 
 
 
 def gather(obj: Any, world: World) -> List[Any]:
-    """Every process's ``obj``, in rank order (a one-element list in one process)."""
+    """Every process's ``obj``, in rank order (a one-element list in one process).
+
+    ``obj`` holds tensors and plain data. It travels as ``torch.save`` bytes: pickling tensors
+    straight through ``all_gather_object`` fails to unpickle them (UntypedStorage has no dtype).
+    """
     if world.size == 1:
         return [obj]
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     gathered: List[Any] = [None] * world.size
-    dist.all_gather_object(gathered, obj)
-    return gathered
+    dist.all_gather_object(gathered, buffer.getvalue())
+    return [
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True) for data in gathered
+    ]
 
 
 def barrier(world: World) -> None:

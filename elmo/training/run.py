@@ -23,6 +23,7 @@ from elmo.data.paths import resolve_data_path
 from elmo.data.stream import LMBatcher, iter_lines
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
+from elmo.modules.lstm import LstmState
 from elmo.pretrained import VOCAB_FILE, load_bilm, load_vocabulary, save_pretrained
 from elmo.training import distributed
 from elmo.training.checkpoint import (
@@ -88,7 +89,7 @@ def run_training(config: TrainConfig) -> dict:
 
     fit(objective, optimizer, scheduler, batchers, config.trainer, run, device,
         autocast=_autocast(config.trainer.precision, device),
-        evaluate=evaluate if world.is_main else None, checkpoint=checkpoint,
+        evaluate=evaluate if world.is_main and valid_path else None, checkpoint=checkpoint,
         show_progress=world.is_main)  # fmt: skip
     metrics = _finish(config, bilm, vocab, run, output_dir) if world.is_main else {}
     distributed.teardown(world)
@@ -98,7 +99,11 @@ def run_training(config: TrainConfig) -> dict:
 def _vocabulary(config: TrainConfig, output_dir: Path, train_path: str, world) -> Vocabulary:
     """The run's vocabulary: saved with the run, taken from ``init_from``, or built from train."""
     saved = output_dir / VOCAB_FILE
-    if saved.is_file():
+    resuming = saved.is_file()
+    # Every process looks before the main one may write the file below; otherwise a late process
+    # would find it, skip the barrier that the main process waits in, and training would hang.
+    distributed.barrier(world)
+    if resuming:
         return Vocabulary.load(saved)
     if config.init_from and load_vocabulary(config.init_from) is not None:
         vocab = load_vocabulary(config.init_from)
@@ -152,16 +157,16 @@ def _resume(path, bilm, optimizer, scheduler, batchers, run: RunState, world, de
         batcher.load_state_dict(state)
     run.step = payload["step"]
     run.history = payload["history"]
-    run.forward_state = _states_to(mine["forward_state"], device)
-    run.backward_state = _states_to(mine["backward_state"], device)
+    run.forward_state = _state_from_list(mine["forward_state"], device)
+    run.backward_state = _state_from_list(mine["backward_state"], device)
     restore_rng_state(mine["rng"])
 
 
 def _checkpoint_payload(config, bilm, optimizer, scheduler, batchers, run, world) -> dict:
     mine = {
         "data": [b.state_dict() for b in batchers],
-        "forward_state": _states_to(run.forward_state, "cpu"),
-        "backward_state": _states_to(run.backward_state, "cpu"),
+        "forward_state": _state_to_list(run.forward_state),
+        "backward_state": _state_to_list(run.backward_state),
         "rng": capture_rng_state(),
     }
     return {
@@ -199,10 +204,14 @@ def _finish(config: TrainConfig, bilm: BiLM, vocab: Vocabulary, run: RunState, o
     return metrics
 
 
-def _states_to(state, device):
-    if state is None:
-        return None
-    return type(state)(*(t.to(device) for t in state))
+def _state_to_list(state: Optional[LstmState]) -> Optional[list]:
+    """[hidden, memory] on the CPU: plain data, as ``load_checkpoint(weights_only=True)`` needs
+    (it refuses to unpickle classes such as the LstmState NamedTuple)."""
+    return None if state is None else [t.cpu() for t in state]
+
+
+def _state_from_list(state: Optional[list], device) -> Optional[LstmState]:
+    return None if state is None else LstmState(*(t.to(device) for t in state))
 
 
 def _device(name: str, local_rank: int) -> torch.device:

@@ -1,0 +1,130 @@
+"""``elmo-train`` from the command line: fine-tuning from existing weights, and config errors.
+
+``init_from`` starts training from a model instead of random weights: a directory in the
+published format (options.json + weights.hdf5, no vocabulary: the run builds one and a new
+softmax) or one of our pretrained directories (its vocabulary and softmax are reused). With a
+learning rate of 1e-9 one step barely moves the weights, so the exported model must still be the
+source model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from reference_elmo import write_random_published_model
+from shared_data import shared_path
+
+from elmo.data.vocab import Vocabulary
+from elmo.pretrained import from_pretrained, load_bilm
+
+# The published source's shape differs from every configs/model option, so a run that ignored
+# init_from (and built model=small, the default) could not pass.
+SOURCE_SHAPE = {
+    "char_dim": 4, "filters": [[1, 4], [2, 8], [3, 8]], "n_highway": 1, "lstm_dim": 24,
+    "projection_dim": 12, "n_layers": 2, "activation": "tanh", "cell_clip": 3.0, "proj_clip": 3.0,
+}  # fmt: skip
+ONE_TINY_STEP = [
+    "model.softmax.kind=full",  # the default model's adaptive softmax needs a wider source
+    "data.valid=null",
+    "data.test=null",
+    "data.batch_size=4",
+    "data.unroll_steps=8",
+    "trainer=cpu",
+    "trainer.num_threads=1",
+    "trainer.max_steps=1",
+    "trainer.lr=1e-9",
+    "export_published=false",
+]
+
+
+def _elmo_train(output_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "elmo.train", f"output_dir={output_dir}", *overrides],
+        check=False,
+        env=env,
+        cwd=output_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _train(output_dir: Path, *overrides: str) -> None:
+    result = _elmo_train(output_dir, *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _corpus(path: Path, start: int, count: int) -> Path:
+    """``count`` non-empty lines of WikiText-2's training text from line ``start`` on."""
+    source = shared_path("data", "wikitext-2", "wiki.train.tokens")
+    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path.write_text("\n".join(lines[start : start + count]) + "\n", encoding="utf-8")
+    return path
+
+
+def _assert_close(actual: dict, expected: dict, keys) -> None:
+    for key in keys:
+        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=1e-6, msg=key)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_from_published(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(published source dir, run dir, corpus) of one step from a random published model."""
+    root = tmp_path_factory.mktemp("init_from_published")
+    source = root / "published"
+    write_random_published_model(source, **SOURCE_SHAPE, seed=3)
+    corpus = _corpus(root / "train.txt", 0, 40)
+    _train(root / "run", f"data.train={corpus}", f"init_from={source}", *ONE_TINY_STEP)
+    return source, root / "run", corpus
+
+
+def test_init_from_a_published_model_starts_from_its_weights(fine_tuned_from_published):
+    source_dir, run, corpus = fine_tuned_from_published
+    source = load_bilm(model=source_dir).state_dict()
+    tuned = from_pretrained(run / "model")
+
+    assert tuned.config.lstm.cell_size == 24 and tuned.config.char_cnn.activation == "tanh"
+    encoder = [key for key in tuned.state_dict() if not key.startswith("softmax.")]
+    assert set(encoder) == set(source)
+    _assert_close(tuned.state_dict(), source, encoder)
+    # The published model has no softmax: a new one over a vocabulary built from the corpus.
+    vocab = Vocabulary.load(run / "vocab.txt")
+    assert tuned.config.vocab_size == len(vocab) == len(Vocabulary.build(corpus.open()))
+
+
+def test_init_from_our_pretrained_dir_reuses_its_vocab_and_softmax(
+    fine_tuned_from_published, tmp_path
+):
+    _, previous_run, _ = fine_tuned_from_published
+    source_dir = previous_run / "model"
+    source = from_pretrained(source_dir)
+    other_text = _corpus(tmp_path / "other.txt", 1000, 40)  # would build another vocabulary
+
+    _train(tmp_path / "run", f"data.train={other_text}", f"init_from={source_dir}", *ONE_TINY_STEP)
+
+    tuned = from_pretrained(tmp_path / "run" / "model")
+    assert (tmp_path / "run" / "vocab.txt").read_text() == (source_dir / "vocab.txt").read_text()
+    assert tuned.config == source.config
+    _assert_close(tuned.state_dict(), source.state_dict(), source.state_dict())  # softmax too
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert history[0]["step"] == 1 and history[0]["loss"] > 0
+
+
+def test_missing_training_text_is_one_clear_line(tmp_path):
+    result = _elmo_train(tmp_path / "run", "data=text", "trainer.num_threads=1")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        (
+            "elmo-train: error: missing required value(s) data.train; give them as overrides, "
+            "e.g. data.train=/path/to/train.txt"
+        )
+    ]
+    assert not (tmp_path / "run" / "vocab.txt").exists()  # nothing was trained

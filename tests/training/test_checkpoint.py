@@ -1,0 +1,140 @@
+"""Training checkpoints: atomic writes, loading without running code, and exact RNG restore."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from elmo.training.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def _payload() -> dict:
+    """Everything a training checkpoint holds: tensors, nested dicts and lists of plain data."""
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adagrad(model.parameters(), lr=0.2)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    return {
+        "step": 7,
+        "world_size": 1,
+        "config": {"model": {"dropout": 0.1, "lstm": {"cell_clip": None}}, "output_dir": "out"},
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": [{"step": 7, "loss": 1.5}],
+        "ranks": [
+            {
+                "data": [{"epoch": 0, "rows": [["<S>", "a"], None]}],
+                "forward_state": [torch.zeros(2, 4), torch.ones(2, 4)],
+                "rng": capture_rng_state(),
+            }
+        ],
+    }
+
+
+def _assert_equal(a, b) -> None:
+    """Nested equality where tensors must match exactly."""
+    assert type(a) is type(b)
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _assert_equal(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_equal(x, y)
+    else:
+        assert a == b
+
+
+def test_save_then_load_roundtrips(tmp_path):
+    payload = _payload()
+    path = tmp_path / "checkpoint.pt"
+
+    save_checkpoint(path, payload)
+
+    _assert_equal(load_checkpoint(path), payload)
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
+
+
+def test_save_replaces_an_existing_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"step": 1})
+    save_checkpoint(path, {"step": 2})
+
+    assert load_checkpoint(path) == {"step": 2}
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("cannot pickle this")
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"step": 1})
+
+    with pytest.raises(RuntimeError, match="cannot pickle this"):
+        save_checkpoint(path, {"step": 2, "unpicklable": _Unpicklable()})
+
+    assert load_checkpoint(path) == {"step": 1}
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+
+
+class _Arbitrary:
+    pass
+
+
+def test_load_refuses_arbitrary_objects(tmp_path):
+    # weights_only: a checkpoint cannot make the loader build (or run) arbitrary classes.
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"step": 1, "thing": _Arbitrary()}, path)
+
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+
+
+def _draws() -> tuple:
+    return (
+        [random.random() for _ in range(3)],
+        [random.gauss(0, 1) for _ in range(3)],
+        np.random.rand(3).tolist(),
+        np.random.standard_normal(3).tolist(),
+        torch.rand(3).tolist(),
+        torch.nn.functional.dropout(torch.ones(8), 0.5).tolist(),
+    )
+
+
+def test_restored_rng_state_reproduces_the_draws(tmp_path):
+    random.gauss(0, 1)  # leave a cached Gaussian in Python's and numpy's generators
+    np.random.standard_normal()
+    state = capture_rng_state()
+    expected = _draws()
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"rng": state})
+    _draws()  # move every generator on
+    restore_rng_state(load_checkpoint(path)["rng"])
+
+    assert _draws() == expected
+
+
+def test_captured_state_is_a_snapshot():
+    state = capture_rng_state()
+    first = _draws()
+    restore_rng_state(state)
+    second = _draws()
+    restore_rng_state(state)  # the same state restores twice: capture did not alias live state
+
+    assert first == second == _draws()
