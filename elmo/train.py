@@ -68,9 +68,28 @@ def _hydra_main(cfg: DictConfig) -> float:
     except ValueError as error:  # bad config values: one clear line, not a traceback
         print(f"elmo-train: error: {error}", file=sys.stderr)
         sys.exit(2)
+    config.output_dir = _job_output_dir(config.output_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics = run_training(config)
     return metrics.get("valid", {}).get("ppl", float("nan"))  # the --multirun sweep objective
+
+
+def _job_output_dir(output_dir: str) -> str:
+    """Where this job writes: ``output_dir``, or in a ``--multirun`` sweep the job's own folder.
+
+    Every job of a sweep composes the same ``output_dir``; sharing it, the second job would
+    resume from the first one's checkpoint. So each job trains in its sweep subfolder
+    (``multirun/<time>/<job number>``); rerun with the same ``hydra.sweep.dir`` to resume a sweep.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode != RunMode.MULTIRUN:
+        return output_dir
+    job_dir = hydra_config.runtime.output_dir
+    log.info("sweep job %s writes to %s", hydra_config.job.num, job_dir)
+    return job_dir
 
 
 def main() -> None:

@@ -128,3 +128,20 @@ def test_missing_training_text_is_one_clear_line(tmp_path):
         )
     ]
     assert not (tmp_path / "run" / "vocab.txt").exists()  # nothing was trained
+
+
+def test_multirun_sweep_jobs_train_in_their_own_folders(tmp_path):
+    """Each job of a sweep gets its own output folder (a shared one would resume the other job)."""
+    text = _corpus(tmp_path / "train.txt", 0, 40)
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [sys.executable, "-m", "elmo.train", "--multirun", "model=tiny", f"data.train={text}",
+         f"hydra.sweep.dir={sweep}", "model.softmax.kind=full,sampled",
+         "model.softmax.num_samples=20", *ONE_TINY_STEP[1:]],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    kinds = [from_pretrained(sweep / str(job) / "model").config.softmax.kind for job in (0, 1)]
+    assert kinds == ["full", "sampled"]
+    assert not (tmp_path / "outputs").exists()  # the composed output_dir was not used
