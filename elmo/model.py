@@ -74,17 +74,26 @@ class BiLM(nn.Module):
         Returns:
             BiLMOutput with layers (L, B, T + 2, 2D), mask (B, T + 2) and the final state.
         """
+        char_ids, mask = self.frame(char_ids)  # (B, T+2, W), (B, T+2)
+        tokens = self.char_cnn(char_ids)  # (B, T+2, D)
+        return self.contextualize(tokens, mask, state)
+
+    def frame(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check a batch's shape and add ``<S>`` and ``</S>`` to each sentence.
+
+        Args:
+            char_ids: (B, T, W) character ids from ``batch_to_ids``.
+
+        Returns:
+            char ids (B, T + 2, W) and mask (B, T + 2) bool, True for real tokens.
+        """
         if char_ids.dim() != 3 or char_ids.shape[-1] != self.config.char_cnn.max_characters_per_token:
             raise ValueError(
                 f"char_ids must be (B, T, {self.config.char_cnn.max_characters_per_token}), "
                 f"got {tuple(char_ids.shape)}"
             )
         mask = (char_ids > 0).any(dim=-1)  # (B, T)
-        char_ids, mask = add_sentence_boundaries(
-            char_ids, mask, self.bos_char_ids, self.eos_char_ids
-        )  # (B, T+2, W), (B, T+2)
-        tokens = self.char_cnn(char_ids)  # (B, T+2, D)
-        return self.contextualize(tokens, mask, state)
+        return add_sentence_boundaries(char_ids, mask, self.bos_char_ids, self.eos_char_ids)
 
     def contextualize(
         self, tokens: torch.Tensor, mask: torch.Tensor, state: Optional[BiLMState] = None

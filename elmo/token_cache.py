@@ -1,0 +1,117 @@
+"""A bounded cache of character-CNN token vectors, so that inference encodes each word type once.
+
+A token's layer-0 vector depends only on its characters and the character encoder's weights, and
+the character CNN + highway is most of ELMo's work per token (35 of 44 MFLOP in the published
+small shape). Text repeats its words, so after the first batches most tokens are cache hits and
+only the LSTMs run.
+
+* Keys are a token's W character ids, so words and sentencepiece pieces are cached alike.
+* Misses are encoded together with ``CharCNN.encode_distinct``, whose per-token result does not
+  depend on how many other tokens share the batch: cached vectors are bit-identical to those
+  computed in the batch, and the chaotic reference fixture still matches with the cache on
+  (tests/test_token_cache.py). (GEMMs as narrow as a toy model's can round by row position,
+  ~1e-7.)
+* The cache empties itself when the weights change: it remembers each character-encoder
+  parameter's storage and in-place version counter (bumped by ``load_state_dict``, optimizer
+  steps and any other in-place write), and the device and dtype.
+* It holds at most ``max_entries`` vectors, dropping the least recently used.
+* It is bypassed whenever a gradient could flow: in training mode or with grad enabled and
+  trainable weights. It never holds a graph.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Hashable, Tuple
+
+import torch
+
+from elmo.modules.char_cnn import CharCNN, distinct_rows
+
+
+class TokenVectorCache:
+    """Token vectors by character ids, least recently used first out.
+
+    Args:
+        max_entries: the most vectors kept (each is D floats); 0 disables caching.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be >= 0, got {max_entries}")
+        self.max_entries = max_entries
+        self._vectors: "OrderedDict[bytes, torch.Tensor]" = OrderedDict()  # key -> (D,)
+        self._weights_key: Hashable = None
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def clear(self) -> None:
+        """Forget every vector (the hit and miss counts stay)."""
+        self._vectors.clear()
+        self._weights_key = None
+
+    def token_vectors(self, char_cnn: CharCNN, char_ids: torch.Tensor) -> torch.Tensor:
+        """``char_cnn(char_ids)``, reusing the vectors of tokens seen before.
+
+        Args:
+            char_cnn: the character encoder.
+            char_ids: (B, T, W) character ids; padding tokens are all 0.
+
+        Returns:
+            (B, T, D) token vectors, zero for padding tokens.
+        """
+        if self.max_entries == 0 or not _is_frozen(char_cnn):
+            return char_cnn(char_ids)
+        self._check_weights(char_cnn)
+        batch, steps, width = char_ids.shape
+        flat = char_ids.reshape(batch * steps, width)  # (B*T, W)
+        real = (flat > 0).any(dim=-1)  # (B*T,)
+        distinct, inverse = distinct_rows(flat[real])  # (U, W), (R,)
+        vectors = self._lookup(char_cnn, distinct)  # (U, D)
+        table = torch.cat([vectors, vectors.new_zeros(1, char_cnn.output_dim)])  # row U: padding
+        index = torch.full((batch * steps,), len(distinct), device=flat.device)  # (B*T,)
+        index[real] = inverse
+        return table[index].view(batch, steps, char_cnn.output_dim)  # (B, T, D)
+
+    def _lookup(self, char_cnn: CharCNN, distinct: torch.Tensor) -> torch.Tensor:
+        """(U, W) distinct ids -> (U, D): hits from the cache, misses encoded in one batch."""
+        keys = [row.tobytes() for row in distinct.cpu().numpy()]
+        found = [self._vectors.get(key) for key in keys]
+        missing = [i for i, vector in enumerate(found) if vector is None]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = char_cnn.encode_distinct(distinct[missing])  # (M, D)
+            for i, vector in zip(missing, fresh):
+                found[i] = vector
+        for key, vector in zip(keys, found):  # insert or refresh, most recent last
+            self._vectors[key] = vector
+            self._vectors.move_to_end(key)
+        while len(self._vectors) > self.max_entries:
+            self._vectors.popitem(last=False)
+        if not found:
+            return char_cnn.projection.weight.new_zeros(0, char_cnn.output_dim)
+        return torch.stack(found)  # (U, D)
+
+    def _check_weights(self, char_cnn: CharCNN) -> None:
+        key = _weights_key(char_cnn)
+        if key != self._weights_key:
+            self._vectors.clear()
+            self._weights_key = key
+
+
+def _weights_key(module: torch.nn.Module) -> Tuple:
+    """What changes whenever the module's weights may have: storage, version, device, dtype."""
+    return tuple(
+        (name, p.data_ptr(), p._version, p.device, p.dtype) for name, p in module.named_parameters()
+    )
+
+
+def _is_frozen(module: torch.nn.Module) -> bool:
+    """True when no gradient can flow into the module's weights (and no dropout is active)."""
+    if module.training:
+        return False
+    return not (torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters()))
