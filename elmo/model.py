@@ -63,20 +63,23 @@ class BiLM(nn.Module):
         """L: the token layer plus the LSTM layers."""
         return 1 + self.config.lstm.num_layers
 
-    def forward(self, char_ids: torch.Tensor, state: Optional[BiLMState] = None) -> BiLMOutput:
+    def forward(
+        self, char_ids: torch.Tensor, state: Optional[BiLMState] = None, fast: bool = False
+    ) -> BiLMOutput:
         """Contextual layers of a batch of sentences.
 
         Args:
             char_ids: (B, T, W) character ids from ``batch_to_ids`` (no sentence boundaries: they
                 are added here); padding tokens are all 0 and come after the real ones.
             state: initial LSTM state of every row (zeros when None, i.e. stateless).
+            fast: the LSTMs' fast recurrence (see ``contextualize``).
 
         Returns:
             BiLMOutput with layers (L, B, T + 2, 2D), mask (B, T + 2) and the final state.
         """
         char_ids, mask = self.frame(char_ids)  # (B, T+2, W), (B, T+2)
         tokens = self.char_cnn(char_ids)  # (B, T+2, D)
-        return self.contextualize(tokens, mask, state)
+        return self.contextualize(tokens, mask, state, fast)
 
     def frame(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Check a batch's shape and add ``<S>`` and ``</S>`` to each sentence.
@@ -96,24 +99,31 @@ class BiLM(nn.Module):
         return add_sentence_boundaries(char_ids, mask, self.bos_char_ids, self.eos_char_ids)
 
     def contextualize(
-        self, tokens: torch.Tensor, mask: torch.Tensor, state: Optional[BiLMState] = None
+        self,
+        tokens: torch.Tensor,
+        mask: torch.Tensor,
+        state: Optional[BiLMState] = None,
+        fast: bool = False,
     ) -> BiLMOutput:
         """Run both LSTM stacks over token vectors that already include the boundaries.
 
         Args:
             tokens: (B, T, D) token vectors; mask: (B, T) bool, real tokens first in each row.
             state: each row's initial state, or None for zeros.
+            fast: the LSTMs' fast recurrence: equal to the default up to float rounding, which
+                is not enough on chaotic weights (README, Exactness).
 
         Returns:
             BiLMOutput (layers (L, B, T, 2D)).
         """
         tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)  # zero the padding positions
         forward = run_sorted(
-            self.forward_lstm, tokens, mask, None if state is None else state.forward
+            self.forward_lstm, tokens, mask, None if state is None else state.forward, fast=fast
         )
         backward = run_sorted(
-            self.backward_lstm, tokens, mask, None if state is None else state.backward, reverse=True
-        )
+            self.backward_lstm, tokens, mask, None if state is None else state.backward,
+            reverse=True, fast=fast,
+        )  # fmt: skip
         layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T, 2D)
         for forward_layer, backward_layer in zip(forward.layers, backward.layers):
             layers.append(torch.cat([forward_layer, backward_layer], dim=-1))  # (B, T, 2D)
@@ -125,6 +135,7 @@ class BiLM(nn.Module):
         mask: torch.Tensor,
         state: Optional[LstmState] = None,
         backward: bool = False,
+        fast: bool = False,
     ) -> StackOutput:
         """One direction over a window of a training stream (no boundaries are added).
 
@@ -135,13 +146,14 @@ class BiLM(nn.Module):
             char_ids: (B, T, W) character ids; mask: (B, T) bool, real tokens first.
             state: the state each row ended the previous window with (None: zeros).
             backward: use the backward stack.
+            fast: the LSTMs' fast recurrence (equal up to float rounding).
 
         Returns:
             StackOutput: every layer (B, T, D) and each row's final state.
         """
         tokens = self.char_cnn(char_ids)  # (B, T, D)
         stack = self.backward_lstm if backward else self.forward_lstm
-        return run_sorted(stack, tokens, mask, state)
+        return run_sorted(stack, tokens, mask, state, fast=fast)
 
     def initial_state(self, batch_size: int) -> BiLMState:
         """Zero state for ``batch_size`` rows."""
@@ -158,11 +170,13 @@ def run_sorted(
     mask: torch.Tensor,
     state: Optional[LstmState] = None,
     reverse: bool = False,
+    fast: bool = False,
 ) -> StackOutput:
     """Run a stack on rows in any order: sort them by decreasing length, run, restore the order.
 
     Args:
         inputs: (B, T, D); mask: (B, T) bool, real tokens first; state: per row, or None.
+        reverse, fast: as in ``LstmStack.forward``.
 
     Returns:
         StackOutput with layers (B, T, D) and state rows in the input order.
@@ -182,7 +196,7 @@ def run_sorted(
             f"the state holds {state.hidden.shape[1]} rows but the batch has {batch}; pass the "
             f"state returned for a batch of the same size (or None for zeros)"
         )
-    output = stack(sorted_inputs, lengths, _select_rows(state, order), reverse=reverse)
+    output = stack(sorted_inputs, lengths, _select_rows(state, order), reverse=reverse, fast=fast)
     layers = [
         nn.functional.pad(layer.index_select(0, restore), (0, 0, 0, steps - longest))
         for layer in output.layers

@@ -19,6 +19,7 @@ bit-exact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -115,6 +116,27 @@ def export_published(
         for name, array in state_dict_to_published(state, model.config).items():
             fout.create_dataset(name, data=array)
     os.replace(tmp, weight_file)
+
+
+def write_random_published(
+    config: BiLMConfig, directory: str | os.PathLike, seed: int = 0
+) -> tuple[Path, Path]:
+    """A randomly initialised BiLM of ``config``, written in the published format.
+
+    For benchmarks and tests that need a model of a given shape, not a trained one.
+
+    Returns:
+        (options_path, weights_path) inside ``directory``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    model = BiLM(dataclasses.replace(config, vocab_size=0))
+    torch.random.set_rng_state(generator_state)
+    paths = directory / "options.json", directory / "weights.hdf5"
+    export_published(model, *paths)
+    return paths
 
 
 def published_to_state_dict(

@@ -146,9 +146,9 @@ def test_invalid_options_are_a_value_error():
 # Reference fixtures
 
 
-def embed(model: BiLM, sentences: list[list[str]], state=None):
+def embed(model: BiLM, sentences: list[list[str]], state=None, fast=False):
     with torch.no_grad():
-        return model(batch_to_ids(sentences), state)
+        return model(batch_to_ids(sentences), state, fast=fast)
 
 
 @pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful_batch8"])
@@ -177,7 +177,10 @@ def test_elmo_random_mid_reproduces_allennlp(stateful, reference_threads):
     assert checked == len(expected["lengths"]) == 24
 
 
-def test_bilm_tf_tiny_reproduces_the_stateful_lm_embeddings():
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast_lstm"])
+def test_bilm_tf_tiny_reproduces_the_stateful_lm_embeddings(fast):
+    # The fast LSTM path (opt-in) rounds differently: fine on these non-chaotic weights, but not
+    # on elmo-random-mid, where only the exact order of operations matches (README, Exactness).
     folder = shared_path("fixtures", "bilm-tf-tiny")
     lists = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
     model = fixture_model("bilm-tf-tiny")
@@ -186,7 +189,7 @@ def test_bilm_tf_tiny_reproduces_the_stateful_lm_embeddings():
         state = None
         for i in range(10):  # batch i = sentence i of lists 0, 1, 2
             batch = [lists[k][i].split() for k in range(3)]
-            out = embed(model, batch, state)
+            out = embed(model, batch, state, fast)
             state = out.state
             for k, sentence in enumerate(batch):
                 reference = references[k][str(i)][...]  # (2, n, 16): forward, backward

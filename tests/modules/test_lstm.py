@@ -76,8 +76,9 @@ def test_active_rows():
     assert [active_rows(LENGTHS, t) for t in range(6)] == [4, 3, 3, 1, 1, 0]
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_layer_matches_numpy_step_loop(reverse):
+def test_layer_matches_numpy_step_loop(reverse, fast):
     layer = make_layer().double()
     inputs = padded_inputs(LENGTHS).double()
     hidden, memory = (s.double() for s in random_state(len(LENGTHS)))
@@ -90,7 +91,7 @@ def test_layer_matches_numpy_step_loop(reverse):
     assert np.isclose(np.abs(expected_memory[processed]).max(), CELL_CLIP)
 
     outputs, (final_hidden, final_memory) = layer(
-        inputs, LENGTHS, (hidden, memory), reverse=reverse
+        inputs, LENGTHS, (hidden, memory), reverse=reverse, fast=fast
     )
     assert outputs.shape == (len(LENGTHS), max(LENGTHS), D)
     np.testing.assert_allclose(outputs.detach().numpy(), expected, rtol=0, atol=1e-12)
@@ -98,12 +99,13 @@ def test_layer_matches_numpy_step_loop(reverse):
     np.testing.assert_allclose(final_memory.detach().numpy(), expected_memory, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_padding_outputs_are_zero_and_final_state_is_after_the_last_real_token(reverse):
+def test_padding_outputs_are_zero_and_final_state_is_after_the_last_real_token(reverse, fast):
     layer = make_layer()
     inputs = padded_inputs(LENGTHS)
     state = random_state(len(LENGTHS))
-    outputs, (final_hidden, final_memory) = layer(inputs, LENGTHS, state, reverse=reverse)
+    outputs, (final_hidden, final_memory) = layer(inputs, LENGTHS, state, reverse=reverse, fast=fast)
     for row, n in enumerate(LENGTHS):
         assert (outputs[row, n:] == 0).all()
         if n == 0:  # nothing processed: the state passes through
@@ -131,7 +133,8 @@ def test_reverse_is_the_forward_layer_on_reversed_sequences():
         assert torch.allclose(actual, expected, atol=1e-6)
 
 
-def test_gradient_matches_finite_differences_in_float64():
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
+def test_gradient_matches_finite_differences_in_float64(fast):
     # A very small layer keeps the number of finite differences (one pair per input) low.
     config = LSTMConfig(
         num_layers=1, cell_size=3, projection_dim=2, cell_clip=None, projection_clip=None
@@ -142,7 +145,7 @@ def test_gradient_matches_finite_differences_in_float64():
 
     def run(inputs, hidden, memory, *params):
         outputs, (final_hidden, final_memory) = torch.func.functional_call(
-            layer, dict(zip(names, params)), (inputs, lengths, (hidden, memory))
+            layer, dict(zip(names, params)), (inputs, lengths, (hidden, memory)), {"fast": fast}
         )
         return outputs, final_hidden, final_memory
 
@@ -217,3 +220,35 @@ def test_initial_state_is_zeros_of_the_right_shape():
     assert state.hidden.shape == (3, 5, D) and state.memory.shape == (3, 5, H)
     assert state.hidden.dtype == torch.float64
     assert not state.hidden.any() and not state.memory.any()
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_fast_stack_equals_the_exact_one_up_to_rounding(reverse):
+    # Non-chaotic weights (the default init): float32 rounding stays at rounding level.
+    stack = LstmStack(
+        LSTMConfig(num_layers=2, cell_size=32, projection_dim=8, cell_clip=3.0, projection_clip=3.0),
+        input_dim=D_IN,
+    )
+    lengths = [9, 7, 7, 2]
+    inputs = padded_inputs(lengths)
+    state = stack.initial_state(len(lengths), inputs)
+    state = type(state)(torch.randn_like(state.hidden), torch.randn_like(state.memory))
+    exact = stack(inputs, lengths, state, reverse=reverse)
+    fast = stack(inputs, lengths, state, reverse=reverse, fast=True)
+    for actual, expected in zip(fast.layers, exact.layers):
+        assert torch.allclose(actual, expected, rtol=0, atol=1e-6)
+        assert (actual[3, 2:] == 0).all()
+    assert torch.allclose(fast.state.hidden, exact.state.hidden, rtol=0, atol=1e-6)
+    assert torch.allclose(fast.state.memory, exact.state.memory, rtol=0, atol=1e-6)
+
+
+def test_fast_stack_dropout_is_the_same_in_training():
+    stack = LstmStack(LSTMConfig(num_layers=2, cell_size=16, projection_dim=D), D_IN, dropout=0.5)
+    stack.train()
+    inputs = padded_inputs([4, 3])
+    torch.manual_seed(1)
+    exact = stack(inputs, [4, 3])
+    torch.manual_seed(1)
+    fast = stack(inputs, [4, 3], fast=True)  # same dropout masks: same random draws
+    for actual, expected in zip(fast.layers, exact.layers):
+        assert torch.allclose(actual, expected, rtol=0, atol=1e-6)

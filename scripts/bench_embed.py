@@ -1,0 +1,204 @@
+"""Inference throughput of ``ElmoEmbedder`` on WikiText-2 sentences, against the matmul peak.
+
+For each model shape (random weights written in the published format), batch size, token cache
+on/off and LSTM path (exact / fast), a fresh child process embeds the first N sentences of
+WikiText-2 valid ``--repeats`` times, each time with a new embedder (an empty cache), after one
+warm-up batch. It reports the median tokens/s and sentences/s, the child's peak RSS, the model's
+forward FLOPs per token, the achieved model-FLOP rate and its fraction of the fp32 matmul peak
+(2048 x 2048, measured in the same run with the same thread count), and the fraction of the
+matmul-bound limit (peak / FLOPs per token).
+
+Text: wiki.valid.tokens without blank lines and ``= Heading =`` lines, cut into sentences after
+each ``.``, ``?`` or ``!`` token (a paragraph's tail is a sentence too). Tokens/s counts these
+tokens, not the ``<S>``/``</S>`` the biLM adds.
+
+    flock /work/cpu.lock python scripts/bench_embed.py --threads 2            # the full table
+    python scripts/bench_embed.py --shapes published_small --batch-sizes 64 --sentences 200 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "wiki.valid.tokens"
+SHAPES = {"small": "published_small", "medium": "medium", "original": "original"}
+
+
+def load_sentences(path: Path, count: int) -> list[list[str]]:
+    """The first ``count`` sentences of a WikiText file (see the module docstring)."""
+    sentences: list[list[str]] = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            stripped = line.strip()
+            if not stripped or stripped.startswith("= "):
+                continue
+            current: list[str] = []
+            for token in stripped.split():
+                current.append(token)
+                if token in (".", "?", "!"):
+                    sentences.append(current)
+                    current = []
+            if current:
+                sentences.append(current)
+            if len(sentences) >= count:
+                return sentences[:count]
+    return sentences
+
+
+def shape_config(name: str):
+    from omegaconf import OmegaConf
+
+    from elmo.config import bilm_config_from_dict
+
+    data = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "model" / f"{SHAPES.get(name, name)}.yaml"))
+    return bilm_config_from_dict(data)
+
+
+def run_child(spec: dict) -> dict:
+    """Time one configuration in this process (called in a fresh child)."""
+    import torch
+
+    from elmo.embedder import ElmoEmbedder
+    from elmo.published import load_published
+
+    torch.set_num_threads(spec["threads"])
+    bilm = load_published(spec["options"], spec["weights"])
+    sentences = load_sentences(Path(spec["text"]), spec["sentences"])
+    tokens = sum(len(s) for s in sentences)
+    options = {"batch_size": spec["batch_size"], "cache_size": 50_000 if spec["cache"] else 0}
+    if spec["fast"]:
+        options["fast"] = True
+    ElmoEmbedder(bilm, **options).embed_sentences(sentences[: spec["batch_size"]])  # warm-up
+    seconds, hit_rate = [], 0.0
+    for _ in range(spec["repeats"]):
+        embedder = ElmoEmbedder(bilm, **options)  # an empty cache each time
+        started = time.perf_counter()
+        embedder.embed_sentences(sentences)
+        seconds.append(time.perf_counter() - started)
+        cache = embedder.token_cache
+        hit_rate = cache.hits / max(cache.hits + cache.misses, 1)
+    median = statistics.median(seconds)
+    return {
+        "sentences": len(sentences),
+        "tokens": tokens,
+        "seconds": median,
+        "seconds_all": seconds,
+        "tokens_per_s": tokens / median,
+        "sentences_per_s": len(sentences) / median,
+        "cache_hit_rate": hit_rate,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default="small,medium,original", help="small, medium, original")
+    parser.add_argument("--batch-sizes", default="1,32,64")
+    parser.add_argument("--cache", default="off,on", help="off, on or both (off,on)")
+    parser.add_argument("--modes", default="exact", help="exact and/or fast (the LSTM fast path)")
+    parser.add_argument("--sentences", type=int, default=2000, help="N for the small shape")
+    parser.add_argument(
+        "--scale", default="small=1,medium=0.25,original=0.1,batch1=0.1",
+        help="fraction of N per shape, and for batch size 1 (keeps the run short)",
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--text", type=Path, default=TEXT)
+    parser.add_argument("--json", action="store_true", help="one JSON object per row")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child))))
+        return
+
+    import torch
+
+    from elmo.flops import forward_flops_per_token, measure_matmul_peak
+    from elmo.published import write_random_published
+
+    torch.set_num_threads(args.threads)
+    scale = {k: float(v) for k, v in (item.split("=") for item in args.scale.split(","))}
+    peak = measure_matmul_peak()
+    header = {
+        "torch": torch.__version__, "threads": args.threads, "matmul_peak_gflops": round(peak, 1),
+        "python": platform.python_version(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+    }  # fmt: skip
+    print(json.dumps(header) if args.json else _markdown_header(header), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    with tempfile.TemporaryDirectory() as folder:
+        for shape in args.shapes.split(","):
+            config = shape_config(shape)
+            options, weights = write_random_published(config, Path(folder) / shape, seed=0)
+            flops = forward_flops_per_token(config)
+            rows = itertools.product(
+                [int(b) for b in args.batch_sizes.split(",")], args.cache.split(","), args.modes.split(",")
+            )
+            for batch_size, cache, mode in rows:
+                count = args.sentences * scale.get(shape, 1.0) * (scale["batch1"] if batch_size == 1 else 1)
+                spec = {
+                    "options": str(options), "weights": str(weights), "text": str(args.text),
+                    "sentences": max(int(count), 1), "batch_size": batch_size, "cache": cache == "on",
+                    "fast": mode == "fast", "repeats": args.repeats, "threads": args.threads,
+                }  # fmt: skip
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", json.dumps(spec)],
+                    capture_output=True, text=True, env=env, cwd=REPO,
+                )  # fmt: skip
+                if done.returncode != 0:
+                    raise SystemExit(f"child failed for {spec}:\n{done.stderr[-3000:]}")
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                achieved = flops * result["tokens_per_s"] / 1e9
+                row = {
+                    "shape": shape, "batch_size": batch_size, "cache": cache, "mode": mode,
+                    **result, "mflops_per_token": flops / 1e6, "achieved_gflops": achieved,
+                    "fraction_of_peak": achieved / peak, "limit_tokens_per_s": peak * 1e9 / flops,
+                }  # fmt: skip
+                print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _markdown_header(header: dict) -> str:
+    return (
+        f"{header['cpu']}, {header['cores']} cores, torch {header['torch']}, {header['threads']} "
+        f"threads, oneDNN ISA {header['onednn_max_cpu_isa']}; fp32 matmul peak "
+        f"{header['matmul_peak_gflops']} GFLOP/s\n\n"
+        "| shape | batch | cache | LSTM | sentences | tokens | tokens/s | sentences/s | peak RSS (MiB) "
+        "| MFLOP/token | GFLOP/s | of peak | hit rate |\n"
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+
+
+def _markdown_row(row: dict) -> str:
+    return (
+        f"| {row['shape']} | {row['batch_size']} | {row['cache']} | {row['mode']} | "
+        f"{row['sentences']} | {row['tokens']} | {row['tokens_per_s']:.0f} | "
+        f"{row['sentences_per_s']:.1f} | {row['peak_rss_mib']:.0f} | {row['mflops_per_token']:.1f} | "
+        f"{row['achieved_gflops']:.1f} | {100 * row['fraction_of_peak']:.0f}% | "
+        f"{100 * row['cache_hit_rate']:.0f}% |"
+    )
+
+
+if __name__ == "__main__":
+    main()
