@@ -132,6 +132,51 @@ def _strict(cls, data: dict, where: str, **extra):
     return cls(**data, **extra)
 
 
+TOKENIZER_KINDS = ("words", "sentencepiece")
+POOLINGS = ("first", "last", "mean")
+
+
+@dataclass
+class TokenizerConfig:
+    """How a line of text becomes the units the biLM reads and predicts (saved with the model)."""
+
+    kind: str = "words"  # words (whitespace tokens, as the published models) | sentencepiece
+    model_type: str = "unigram"  # sentencepiece: unigram | bpe
+    vocab_size: int = 16000  # sentencepiece: pieces in its model; the softmax adds <S> and </S>
+    character_coverage: float = 0.9995  # sentencepiece: share of characters that get pieces
+    byte_fallback: bool = True  # sentencepiece: spell the other characters as UTF-8 byte pieces
+    normalization: str = "nmt_nfkc"  # sentencepiece normalisation rule: nmt_nfkc | nfkc | identity
+    input_sentence_size: int = 1_000_000  # sentencepiece: train on a random sample of N lines
+    pooling: str = "mean"  # a word's vector from its pieces' vectors: first | last | mean
+
+    def validate(self) -> "TokenizerConfig":
+        """Raise ValueError naming the first bad value; return self."""
+        if self.kind not in TOKENIZER_KINDS:
+            raise ValueError(f"tokenizer.kind must be words or sentencepiece, got {self.kind!r}")
+        if self.model_type not in ("unigram", "bpe"):
+            raise ValueError(
+                f"tokenizer.model_type must be unigram or bpe, got {self.model_type!r}"
+            )
+        if self.vocab_size < 8:
+            raise ValueError(f"tokenizer.vocab_size must be >= 8, got {self.vocab_size}")
+        if not 0.0 < self.character_coverage <= 1.0:
+            raise ValueError(
+                f"tokenizer.character_coverage must be in (0, 1], got {self.character_coverage}"
+            )
+        if self.input_sentence_size <= 0:
+            raise ValueError(
+                f"tokenizer.input_sentence_size must be > 0, got {self.input_sentence_size}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"tokenizer.pooling must be first, last or mean, got {self.pooling!r}")
+        return self
+
+
+def tokenizer_config_from_dict(data: dict) -> TokenizerConfig:
+    """Build a TokenizerConfig from ``config_to_dict`` output; unknown keys are an error."""
+    return _strict(TokenizerConfig, dict(data), "tokenizer").validate()
+
+
 @dataclass
 class DataConfig:
     """Where the text comes from and how it is cut into training windows."""
@@ -180,6 +225,7 @@ class TrainConfig:
     model: BiLMConfig = field(default_factory=BiLMConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     output_dir: str = "outputs/run"  # checkpoints, logs, the exported model
     resume: bool = True  # continue from output_dir/checkpoint.pt when it exists
     # Start from these weights instead of random ones (fine-tuning on domain text): our
@@ -190,6 +236,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad value; return self."""
         self.model.validate()
+        self.tokenizer.validate()
         trainer, data = self.trainer, self.data
         if trainer.optimizer not in ("adagrad", "adam"):
             raise ValueError(f"trainer.optimizer must be adagrad or adam, got {trainer.optimizer!r}")

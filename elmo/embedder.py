@@ -14,14 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from elmo.config import POOLINGS
 from elmo.data.characters import batch_to_ids
+from elmo.data.tokenizer import Tokenizer, word_tokenizer
 from elmo.model import BiLM, BiLMState
 from elmo.modules.lstm import LstmState
+from elmo.modules.pooling import pool_pieces
 from elmo.modules.scalar_mix import ScalarMix
 from elmo.modules.sequence import remove_sentence_boundaries
 
 Sentence = Union[str, Sequence[str]]  # a whitespace-tokenized string or a list of tokens
 OUTPUTS = ("all", "top", "average")
+UNITS = ("words", "pieces")
 
 
 class EmbedderOutput(NamedTuple):
@@ -50,6 +54,11 @@ class ElmoEmbedder:
             behaviour of AllenNLP and bilm-tf). Off by default: a sentence's vectors then depend
             on nothing but the sentence.
         device: where to run (default: the biLM's device).
+        tokenizer: the model's tokenizer (``elmo.pretrained.load_tokenizer``); None = whitespace
+            words, as the published models.
+        units: with a sentencepiece model, "words" gives one vector per whitespace word, pooled
+            from its pieces; "pieces" one per piece (``units_of`` lists them).
+        pooling: how a word's pieces are pooled: first | last | mean (default: the tokenizer's).
     """
 
     def __init__(
@@ -58,9 +67,19 @@ class ElmoEmbedder:
         batch_size: int = 64,
         stateful: bool = False,
         device: Optional[Union[str, torch.device]] = None,
+        tokenizer: Optional[Tokenizer] = None,
+        units: str = "words",
+        pooling: Optional[str] = None,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if units not in UNITS:
+            raise ValueError(f"units must be one of {UNITS}, got {units!r}")
+        self.tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
+        self.units = units
+        self.pooling = pooling if pooling is not None else self.tokenizer.config.pooling
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         self.device = torch.device(device) if device is not None else bilm.char_cnn.projection.weight.device
         self.bilm = bilm.to(self.device).eval()
         self.batch_size = batch_size
@@ -69,9 +88,10 @@ class ElmoEmbedder:
 
     @classmethod
     def from_pretrained(cls, model: Union[str, os.PathLike], **kwargs) -> "ElmoEmbedder":
-        """From our pretrained directory, or a directory with options.json + weights.hdf5."""
-        from elmo.pretrained import load_bilm
+        """From our pretrained directory (with its tokenizer), or one with the published files."""
+        from elmo.pretrained import load_bilm, load_tokenizer
 
+        kwargs.setdefault("tokenizer", load_tokenizer(model))
         return cls(load_bilm(model=model), **kwargs)
 
     @classmethod
@@ -95,14 +115,36 @@ class ElmoEmbedder:
         """Forget the carried LSTM state (stateful mode)."""
         self._state = None
 
+    def units_of(self, sentence: Sentence) -> List[str]:
+        """The units a sentence's vectors belong to: its words, or pieces (``units="pieces"``)."""
+        words = tokenize(sentence)
+        if self.units == "words":
+            return words
+        return [piece for pieces in self.tokenizer.word_units(words) for piece in pieces]
+
     @torch.inference_mode()
     def embed_batch(self, sentences: Sequence[Sentence]) -> EmbedderOutput:
         """All layers for one batch, rows in the given order (stateful mode carries state per row).
 
+        Sentences are whitespace words (strings are split). A sentencepiece model reads each
+        word's pieces, and its vectors are pooled back to words unless ``units="pieces"``.
+
         Returns:
-            EmbedderOutput: layers (L, B, T, 2D) and mask (B, T).
+            EmbedderOutput: layers (L, B, T, 2D) and mask (B, T), T counting words (or pieces).
         """
-        tokens = [tokenize(s) for s in sentences]
+        words = [tokenize(s) for s in sentences]
+        if self.tokenizer.kind == "words":
+            return self._embed_units(words)
+        pieces = [self.tokenizer.word_units(sentence) for sentence in words]  # per word
+        flat = [[piece for word in sentence for piece in word] for sentence in pieces]
+        output = self._embed_units(flat)
+        if self.units == "pieces":
+            return output
+        counts = [[len(word) for word in sentence] for sentence in pieces]
+        return _pool_words(output, counts, self.pooling)
+
+    def _embed_units(self, tokens: List[List[str]]) -> EmbedderOutput:
+        """The biLM's layers for units the model reads directly (words, or pieces)."""
         char_ids = batch_to_ids(tokens, self.bilm.config.char_cnn.max_characters_per_token)
         char_ids = char_ids.to(self.device)  # (B, T, W)
         state = self._initial_state(len(tokens)) if self.stateful else None
@@ -149,7 +191,7 @@ class ElmoEmbedder:
             rows = order[start : start + self.batch_size]
             batch = self.embed_batch([tokens[i] for i in rows])
             for row, index in enumerate(rows):
-                n = len(tokens[index])
+                n = int(batch.mask[row].sum())  # words, or pieces with units="pieces"
                 results[index] = select_output(batch.layers[:, row, :n].cpu(), output)
         return [r.numpy() if numpy else r for r in results]
 
@@ -174,6 +216,22 @@ class ElmoEmbedder:
             self._state = final
             return
         self._state = BiLMState(*(_overlay_rows(kept, new) for kept, new in zip(self._state, final)))
+
+
+def _pool_words(
+    output: EmbedderOutput, pieces_per_word: List[List[int]], pooling: str
+) -> EmbedderOutput:
+    """Piece vectors (L, B, P, 2D) -> word vectors (L, B, N, 2D), N = the most words in a row."""
+    layers = output.layers
+    longest = max((len(counts) for counts in pieces_per_word), default=0)
+    words = layers.new_zeros(layers.shape[0], layers.shape[1], longest, layers.shape[3])
+    mask = torch.zeros(layers.shape[1], longest, dtype=torch.bool, device=layers.device)  # (B, N)
+    for row, counts in enumerate(pieces_per_word):
+        n = len(counts)
+        if n:
+            words[:, row, :n] = pool_pieces(layers[:, row, : sum(counts)], counts, pooling)
+            mask[row, :n] = True
+    return EmbedderOutput(words, mask)
 
 
 def _strip_boundaries(layers: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

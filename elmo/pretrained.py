@@ -2,9 +2,12 @@
 
 A pretrained model is a directory holding
 
-* ``config.json``: ``{"format_version": 1, "model": <BiLMConfig as a dict>}``;
+* ``config.json``: ``{"format_version": 2, "model": <BiLMConfig as a dict>, "tokenizer":
+  <TokenizerConfig as a dict>}``; version 1 (before tokenizers) has no ``tokenizer`` and reads as
+  the ``words`` tokenizer;
 * ``model.safetensors``: the weights of the unwrapped module (safetensors never runs code on load);
-* ``vocab.txt``: the softmax vocabulary, when the model has a softmax.
+* ``vocab.txt``: the softmax vocabulary, when the model has a softmax;
+* ``sentencepiece.model``: the trained sentencepiece model, when the tokenizer is sentencepiece.
 
 ``load_bilm`` also accepts the published format (``options.json`` + ``weights.hdf5``), so every
 command takes either kind of model.
@@ -20,24 +23,27 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file, save_file
 
-from elmo.config import bilm_config_from_dict, config_to_dict
+from elmo.config import bilm_config_from_dict, config_to_dict, tokenizer_config_from_dict
 from elmo.model import BiLM
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added "tokenizer" to config.json
+READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
+SENTENCEPIECE_FILE = "sentencepiece.model"
 PUBLISHED_OPTIONS_FILE = "options.json"
 PUBLISHED_WEIGHTS_FILE = "weights.hdf5"
 
 
-def save_pretrained(model: BiLM, directory: str | os.PathLike, vocab=None) -> Path:
-    """Write ``model`` (and its vocabulary, if given) as a pretrained directory.
+def save_pretrained(model: BiLM, directory: str | os.PathLike, vocab=None, tokenizer=None) -> Path:
+    """Write ``model`` (and its vocabulary and tokenizer, if given) as a pretrained directory.
 
     Args:
         model: the BiLM (unwrap DDP / torch.compile first).
         directory: created if needed; existing files of the format are overwritten.
         vocab: an ``elmo.data.vocab.Vocabulary``, required when the model has a softmax.
+        tokenizer: an ``elmo.data.tokenizer.Tokenizer``; None means whitespace words.
 
     Returns:
         The directory path.
@@ -54,24 +60,29 @@ def save_pretrained(model: BiLM, directory: str | os.PathLike, vocab=None) -> Pa
     directory.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
-    config = {"format_version": FORMAT_VERSION, "model": config_to_dict(model.config)}
+    if tokenizer is None:
+        from elmo.data.tokenizer import word_tokenizer
+
+        tokenizer = word_tokenizer()
+    config = {
+        "format_version": FORMAT_VERSION,
+        "model": config_to_dict(model.config),
+        "tokenizer": config_to_dict(tokenizer.config),
+    }
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     if vocab is not None:
         vocab.save(directory / VOCAB_FILE)
+    if tokenizer.kind == "sentencepiece":
+        tokenizer.save(directory / SENTENCEPIECE_FILE)
+    else:
+        (directory / SENTENCEPIECE_FILE).unlink(missing_ok=True)  # left by an earlier save
     return directory
 
 
 def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> BiLM:
     """Load a pretrained directory strictly (no code runs from the files); eval mode."""
     directory = Path(directory)
-    config_path = directory / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{directory} is not a pretrained model directory (no {CONFIG_FILE})")
-    data = json.loads(config_path.read_text())
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{config_path}: format_version {version!r}; this code reads {FORMAT_VERSION}")
-    config = bilm_config_from_dict(data["model"])
+    config = bilm_config_from_dict(_read_config(directory)["model"])
     model = BiLM(config)
     weights = load_file(str(directory / WEIGHTS_FILE), device="cpu")
     expected = model.state_dict()
@@ -90,6 +101,40 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
             )
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()
+
+
+def _read_config(directory: Path) -> dict:
+    """config.json of a pretrained directory, its format version checked."""
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory} is not a pretrained model directory (no {CONFIG_FILE})")
+    data = json.loads(config_path.read_text())
+    version = data.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(
+            f"{config_path}: format_version {version!r}; this code reads {list(READABLE_VERSIONS)}"
+        )
+    return data
+
+
+def load_tokenizer(directory: str | os.PathLike):
+    """The tokenizer a model directory was trained with: our directory's, or ``words`` for a
+    published one or a directory saved before tokenizers (format_version 1)."""
+    from elmo.data.tokenizer import PieceTokenizer, Tokenizer, word_tokenizer
+
+    directory = Path(directory)
+    if not (directory / CONFIG_FILE).is_file():
+        return word_tokenizer()
+    data = _read_config(directory)
+    if "tokenizer" not in data:
+        return word_tokenizer()
+    config = tokenizer_config_from_dict(data["tokenizer"])
+    if config.kind == "words":
+        return Tokenizer(config)
+    path = directory / SENTENCEPIECE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: the model uses sentencepiece but {path.name} is missing")
+    return PieceTokenizer.load(config, path)
 
 
 def load_vocabulary(directory: str | os.PathLike):
@@ -136,3 +181,12 @@ def load_bilm(
         f"{directory} holds neither {CONFIG_FILE} (our format) nor {PUBLISHED_OPTIONS_FILE} + "
         f"{PUBLISHED_WEIGHTS_FILE} (the published format)"
     )
+
+
+def require_word_tokenizer(directory: str | os.PathLike, what: str) -> None:
+    """Raise ValueError unless the model reads whitespace words (``what`` needs word units)."""
+    kind = load_tokenizer(directory).kind
+    if kind != "words":
+        raise ValueError(
+            f"{directory}: {what} works on word-level models; this one reads {kind} units"
+        )

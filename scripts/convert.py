@@ -4,12 +4,14 @@
     python scripts/convert.py path/with/options_and_weights ours/ --to ours
 
 A model's softmax (and vocabulary) has no place in the published format and is dropped there.
+Nor has a tokenizer: a sentencepiece model is refused, since the tools that read the published
+format would feed it whitespace words.
 """
 
 import argparse
 from pathlib import Path
 
-from elmo.pretrained import load_bilm, load_vocabulary, save_pretrained
+from elmo.pretrained import load_bilm, load_tokenizer, load_vocabulary, save_pretrained
 from elmo.published import export_published
 
 
@@ -20,12 +22,18 @@ def main() -> None:
     parser.add_argument("--to", choices=["published", "ours"], required=True)
     args = parser.parse_args()
     model = load_bilm(model=args.source)
+    tokenizer = load_tokenizer(args.source)
+    if args.to == "published" and tokenizer.kind != "words":
+        raise SystemExit(
+            f"convert.py: error: {args.source} reads {tokenizer.kind} pieces; the published format "
+            f"cannot carry its tokenizer (use our directory format)"
+        )
     destination = Path(args.destination)
     destination.mkdir(parents=True, exist_ok=True)
     if args.to == "published":
         export_published(model, destination / "options.json", destination / "weights.hdf5")
     else:
-        save_pretrained(model, destination, load_vocabulary(args.source))
+        save_pretrained(model, destination, load_vocabulary(args.source), tokenizer)
     print(f"wrote {destination}")
 
 

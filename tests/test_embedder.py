@@ -91,3 +91,53 @@ def test_readme_bank_example_runs_as_written(tmp_path, tiny_bilm, capsys):
     printed = capsys.readouterr().out
     cosine = float(re.search(r"tensor\(([-0-9.]+)", printed).group(1))
     assert -1.0 <= cosine < 1.0  # "bank" differs in its two contexts
+
+
+# ------------------------------------------------------------------------------------------------
+# sentencepiece models: one vector per whitespace word, pooled from its pieces
+
+
+@pytest.fixture
+def piece_embedder(tiny_bilm):
+    from sentencepiece_text import small_tokenizer
+
+    return ElmoEmbedder(tiny_bilm, batch_size=2, tokenizer=small_tokenizer())
+
+
+def test_pieces_pool_to_one_vector_per_whitespace_word(piece_embedder):
+    sentences = ["The neighbour remembered Привет", "我们今天去公园散步。", "naïve café ☃ !"]
+    pieces = [piece_embedder.tokenizer.word_units(s.split()) for s in sentences]
+    assert any(len(word) > 1 for sentence in pieces for word in sentence)  # split words
+    vectors = piece_embedder.embed_sentences(sentences, output="all")
+    assert [v.shape for v in vectors] == [(3, 4, 16), (3, 1, 16), (3, 4, 16)]
+    alone = piece_embedder.embed_sentence(sentences[2], output="all")
+    torch.testing.assert_close(alone, vectors[2])  # padding and batch do not matter
+
+
+def test_piece_vectors_on_request_and_the_pooling_choices(tiny_bilm, piece_embedder):
+    sentence = "The neighbour remembered Привет"
+    counts = [len(word) for word in piece_embedder.tokenizer.word_units(sentence.split())]
+    by_piece = ElmoEmbedder(tiny_bilm, tokenizer=piece_embedder.tokenizer, units="pieces")
+    pieces = by_piece.embed_sentence(sentence, output="top")  # (P, 2D)
+    assert pieces.shape == (sum(counts), 16)
+    assert len(by_piece.units_of(sentence)) == sum(counts)
+    ends = np.cumsum(counts)
+    for pooling, rows in [("first", ends - counts), ("last", ends - 1)]:
+        embedder = ElmoEmbedder(tiny_bilm, tokenizer=piece_embedder.tokenizer, pooling=pooling)
+        torch.testing.assert_close(embedder.embed_sentence(sentence, output="top"), pieces[rows])
+    mean = piece_embedder.embed_sentence(sentence, output="top")
+    torch.testing.assert_close(mean[1], pieces[ends[0] : ends[1]].mean(dim=0))
+    with pytest.raises(ValueError, match="units"):
+        ElmoEmbedder(tiny_bilm, units="bytes")
+    with pytest.raises(ValueError, match="pooling"):
+        ElmoEmbedder(tiny_bilm, pooling="max")
+
+
+def test_a_sentencepiece_directory_embeds_raw_text_with_nothing_else(tmp_path, tiny_bilm):
+    from sentencepiece_text import small_tokenizer
+
+    save_pretrained(tiny_bilm, tmp_path / "model", tokenizer=small_tokenizer())
+    embedder = ElmoEmbedder.from_pretrained(tmp_path / "model")
+    assert embedder.tokenizer.kind == "sentencepiece"
+    vectors = embedder.embed_sentences(["Кошка спала .", "河边有一座古老的桥。 ok"], output="average")
+    assert [v.shape for v in vectors] == [(3, 16), (2, 16)]

@@ -12,7 +12,14 @@ from shared_data import shared_path
 from elmo.data.characters import batch_to_ids
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
-from elmo.pretrained import from_pretrained, load_bilm, load_vocabulary, save_pretrained
+from elmo.pretrained import (
+    from_pretrained,
+    load_bilm,
+    load_tokenizer,
+    load_vocabulary,
+    require_word_tokenizer,
+    save_pretrained,
+)
 from elmo.published import load_published
 
 TOKENS = [["The", "bank", "of", "the", "river"], ["Money", "!"]]
@@ -26,7 +33,8 @@ def test_round_trip_is_bit_exact(tmp_path, tiny_bilm):
     with torch.no_grad():
         assert torch.equal(tiny_bilm(batch_to_ids(TOKENS)).layers, loaded(batch_to_ids(TOKENS)).layers)
     config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["format_version"] == 1 and config["model"]["lstm"]["cell_size"] == 16
+    assert config["format_version"] == 2 and config["model"]["lstm"]["cell_size"] == 16
+    assert config["tokenizer"]["kind"] == "words"
 
 
 def test_model_with_softmax_saves_its_vocabulary(tmp_path, tiny_config):
@@ -68,3 +76,39 @@ def test_published_to_ours_to_published_is_exact(tmp_path):
     direct = load_published(fixture / "options.json", fixture / "weights.hdf5")
     for name, tensor in direct.state_dict().items():
         assert torch.equal(tensor, ours.state_dict()[name]), name
+
+
+def test_a_sentencepiece_model_saves_its_tokenizer(tmp_path, tiny_bilm):
+    from sentencepiece_text import corpus_lines, small_tokenizer
+
+    tokenizer = small_tokenizer("bpe", pooling="first")
+    directory = save_pretrained(tiny_bilm, tmp_path / "model", tokenizer=tokenizer)
+    assert (directory / "sentencepiece.model").is_file()
+    loaded = load_tokenizer(directory)
+    assert loaded.config == tokenizer.config
+    assert loaded.units(corpus_lines()[-1]) == tokenizer.units(corpus_lines()[-1])
+    with pytest.raises(ValueError, match="elmo senses works on word-level models"):
+        require_word_tokenizer(directory, "elmo senses")
+    save_pretrained(tiny_bilm, directory)  # saved again as a words model: no stale piece model
+    assert not (directory / "sentencepiece.model").exists()
+    assert load_tokenizer(directory).kind == "words"
+
+
+def test_a_sentencepiece_directory_without_its_model_file_is_an_error(tmp_path, tiny_bilm):
+    from sentencepiece_text import small_tokenizer
+
+    directory = save_pretrained(tiny_bilm, tmp_path / "model", tokenizer=small_tokenizer())
+    (directory / "sentencepiece.model").unlink()
+    with pytest.raises(FileNotFoundError, match="sentencepiece.model is missing"):
+        load_tokenizer(directory)
+
+
+def test_a_format_1_directory_still_loads_and_reads_words(tmp_path, tiny_bilm):
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    config = json.loads((directory / "config.json").read_text())
+    del config["tokenizer"]
+    config["format_version"] = 1
+    (directory / "config.json").write_text(json.dumps(config))
+    loaded = from_pretrained(directory)
+    assert torch.equal(loaded.char_cnn.projection.weight, tiny_bilm.char_cnn.projection.weight)
+    assert load_tokenizer(directory).kind == "words"

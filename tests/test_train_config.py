@@ -1,8 +1,8 @@
 """Every training YAML under configs/ composes with Hydra and converts to a validated TrainConfig.
 
-Each option of each group (model/, data/, trainer/) and each experiment is composed the way
-``elmo-train`` composes it and turned into dataclasses by ``elmo.train.to_train_config``; the
-values a YAML file sets must arrive in the dataclass unchanged. Bad overrides (unknown keys,
+Each option of each group (model/, data/, trainer/, tokenizer/) and each experiment is composed
+the way ``elmo-train`` composes it and turned into dataclasses by ``elmo.train.to_train_config``;
+the values a YAML file sets must arrive in the dataclass unchanged. Bad overrides (unknown keys,
 wrong types, out-of-range values, a missing required value) must fail with a message naming the
 offending key. (configs/probe/ belongs to ``elmo-probe`` and is tested with it.)
 """
@@ -20,7 +20,7 @@ from elmo.config import TrainConfig, config_to_dict
 from elmo.train import CONFIG_DIR, to_train_config
 
 CONFIGS = Path(CONFIG_DIR)
-GROUPS = ("model", "data", "trainer")
+GROUPS = ("model", "data", "trainer", "tokenizer")
 # Values some options need before they convert (data=text has no default training text).
 REQUIRED_OVERRIDES = {("data", "text"): ["data.train=/corpus/shard-*.txt"]}
 

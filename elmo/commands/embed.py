@@ -1,8 +1,11 @@
 """``elmo embed``: ELMo vectors of every line of a file, written as HDF5 (``allennlp elmo`` layout).
 
-Each input line is one whitespace-tokenized sentence. The output holds one dataset per line,
-keyed by the line's index as a string: ``(L, n, 2D)`` with ``--all``, ``(n, 2D)`` with ``--top``
-or ``--average``, plus ``sentence_to_index`` (a JSON string mapping each sentence to its key).
+Each input line is one sentence: whitespace-tokenized for a words model, raw text for a
+sentencepiece one. The output holds one dataset per line, keyed by the line's index as a string:
+``(L, n, 2D)`` with ``--all``, ``(n, 2D)`` with ``--top`` or ``--average``, plus
+``sentence_to_index`` (a JSON string mapping each sentence to its key). ``n`` counts the line's
+whitespace words (a sentencepiece model's word vectors are pooled from its pieces, ``--pooling``)
+or, with ``--pieces``, its pieces.
 Batches are consecutive lines in file order, as in ``allennlp elmo``, so ``--stateful`` with the
 same ``--batch-size`` reproduces the reference tools' outputs.
 """
@@ -22,7 +25,8 @@ from elmo.commands.inputs import read_sentence_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input_file", help="text file, one whitespace-tokenized sentence per line")
+    parser.add_argument("input_file", help="text file, one sentence per line (raw text for a "
+                        "sentencepiece model)")
     parser.add_argument("output_file", help="HDF5 file to write")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--all", dest="output", action="store_const", const="all",
@@ -38,13 +42,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stateful", action="store_true",
                         help="carry each batch row's LSTM state into the next batch (reference behaviour)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--pieces", action="store_true",
+                        help="sentencepiece models: one vector per piece instead of per word")
+    parser.add_argument("--pooling", choices=["first", "last", "mean"],
+                        help="sentencepiece models: a word's vector from its pieces' "
+                        "(default: the model's setting)")
 
 
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from elmo.embedder import ElmoEmbedder
-    from elmo.pretrained import load_bilm
+    from elmo.pretrained import load_bilm, load_tokenizer
 
     if args.model is None and (args.options_file is None or args.weight_file is None):
         raise ValueError("give --model DIR, or both --options-file and --weight-file")
@@ -55,7 +64,10 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"{output}: the output directory does not exist")
     sentences = read_sentence_lines(args.input_file)
     bilm = load_bilm(args.model, args.options_file, args.weight_file, device=resolve_device(args.device))
-    embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, stateful=args.stateful)
+    tokenizer = load_tokenizer(args.model) if args.model is not None else None
+    embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, stateful=args.stateful,
+                            tokenizer=tokenizer, units="pieces" if args.pieces else "words",
+                            pooling=args.pooling)  # fmt: skip
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     try:
         with h5py.File(partial, "w") as fout, tqdm(
@@ -64,10 +76,12 @@ def run(args: argparse.Namespace) -> None:
             sentence_to_index = {}
             for start in range(0, len(sentences), args.batch_size):
                 batch = sentences[start : start + args.batch_size]
-                layers = embedder.embed_batch(batch).layers.cpu().numpy()  # (L, B, T, 2D)
+                embedded = embedder.embed_batch(batch)
+                layers = embedded.layers.cpu().numpy()  # (L, B, T, 2D)
+                lengths = embedded.mask.sum(dim=1).tolist()  # (B,) words, or pieces with --pieces
                 for row, sentence in enumerate(batch):
                     key = str(start + row)
-                    vectors = _select(layers[:, row, : len(sentence.split())], args.output)
+                    vectors = _select(layers[:, row, : lengths[row]], args.output)
                     fout.create_dataset(key, vectors.shape, dtype="float32", data=vectors)
                     sentence_to_index[sentence] = key  # a repeated sentence maps to its last line
                 bar.update(len(batch))

@@ -48,12 +48,13 @@ def run(args: argparse.Namespace) -> None:
     from elmo.analysis.query import parse_marked_query
     from elmo.commands.embed import resolve_device
     from elmo.commands.table import print_table
-    from elmo.pretrained import load_bilm
+    from elmo.pretrained import load_bilm, require_word_tokenizer
 
     query = parse_marked_query(args.query)  # a bad query fails before the model is loaded
     layer = parse_layer(args.layer)
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    require_word_tokenizer(args.model, "elmo neighbours")
     bilm = load_bilm(args.model, device=resolve_device(args.device))
     index = build_index(
         bilm,

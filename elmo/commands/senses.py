@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
     from elmo.analysis.senses import find_senses, plot_senses, write_senses_csv
     from elmo.commands.embed import resolve_device
     from elmo.commands.table import print_table
-    from elmo.pretrained import load_bilm
+    from elmo.pretrained import load_bilm, require_word_tokenizer
 
     layer = parse_layer(args.layer)
     for path in [args.out, args.csv]:
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> None:
         import matplotlib  # noqa: F401  (fail before the work, not after)
     except ImportError:
         raise ValueError("the plot needs matplotlib: pip install 'elmo[plot]'") from None
+    require_word_tokenizer(args.model, "elmo senses")
     bilm = load_bilm(args.model, device=resolve_device(args.device))
     senses = find_senses(
         bilm,

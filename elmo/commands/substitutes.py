@@ -29,11 +29,12 @@ def run(args: argparse.Namespace) -> None:
     from elmo.analysis.substitutes import find_substitutes
     from elmo.commands.embed import resolve_device
     from elmo.commands.table import print_table
-    from elmo.pretrained import load_bilm, load_vocabulary
+    from elmo.pretrained import load_bilm, load_vocabulary, require_word_tokenizer
 
     query = parse_marked_query(args.query)  # a bad query fails before the model is loaded
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    require_word_tokenizer(args.model, "elmo substitutes")
     bilm = load_bilm(args.model, device=resolve_device(args.device))
     vocab = load_vocabulary(args.model)
     if bilm.softmax is None or vocab is None:

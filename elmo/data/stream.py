@@ -80,10 +80,16 @@ def iter_lines(paths_or_glob: PathsOrGlob) -> Iterator[str]:
     return read()
 
 
-def sentence_stream(lines: Iterable[str]) -> Iterator[list[str]]:
-    """The whitespace tokens of every non-empty line (WikiText headings stay as sentences)."""
+def sentence_stream(
+    lines: Iterable[str], tokenize: Callable[[str], list[str]] = str.split
+) -> Iterator[list[str]]:
+    """The tokens of every non-empty line (WikiText headings stay as sentences).
+
+    ``tokenize`` gives a line's tokens: its whitespace tokens by default, or a tokenizer's units
+    (``elmo.data.tokenizer.Tokenizer.units``).
+    """
     for line in lines:
-        tokens = line.split()
+        tokens = tokenize(line)
         if tokens:
             yield tokens
 
@@ -150,6 +156,7 @@ class LMBatcher:
             reshuffled every epoch; 0 keeps corpus order.
         seed: seed of the shuffling (a non-negative int).
         token_cache_size: token types whose ids are cached (bounds the memory).
+        tokenize: a line's tokens; default its whitespace tokens (``Tokenizer.units`` for pieces).
     """
 
     def __init__(
@@ -165,6 +172,7 @@ class LMBatcher:
         shuffle_buffer: int = 0,
         seed: int = 0,
         token_cache_size: int = 200_000,
+        tokenize: Callable[[str], list[str]] = str.split,
     ) -> None:
         for name, value in [("batch_size", batch_size), ("unroll_steps", unroll_steps)]:
             if value < 1:
@@ -185,6 +193,7 @@ class LMBatcher:
             "seed": seed,
         }
         self._lines = lines
+        self._tokenize = tokenize
         self._one_shot_opened = False
         self._table = _TokenTable(vocab, max_chars, token_cache_size)
         self._start_epoch(0)
@@ -243,7 +252,7 @@ class LMBatcher:
         """This rank's sentences of the current epoch, after the ones already handed out."""
         s = self.settings
         sentences = itertools.islice(
-            sentence_stream(self._open_lines()), s["rank"], None, s["world_size"]
+            sentence_stream(self._open_lines(), self._tokenize), s["rank"], None, s["world_size"]
         )
         if s["shuffle_buffer"]:
             sentences = shuffle_blocks(sentences, s["shuffle_buffer"], s["seed"], self._epoch)

@@ -54,6 +54,7 @@ class Vocabulary:
         min_count: int = 1,
         max_size: int | None = None,
         progress: bool = False,
+        tokenize: Callable[[str], list[str]] = str.split,
     ) -> Vocabulary:
         """Count the whitespace tokens of a stream of lines and keep the frequent ones.
 
@@ -66,19 +67,11 @@ class Vocabulary:
             min_count: keep words seen at least this often.
             max_size: keep at most this many tokens, the three specials included.
             progress: show a tqdm progress bar over lines.
+            tokenize: a line's tokens (default: its whitespace tokens).
         """
         if max_size is not None and max_size < len(SPECIAL_TOKENS):
             raise ValueError(f"max_size must be >= {len(SPECIAL_TOKENS)}, got {max_size}")
-        if progress:
-            from tqdm import tqdm
-
-            lines = tqdm(lines, desc="counting tokens", unit=" lines")
-        word_counts: Counter[str] = Counter()
-        num_sentences = 0
-        for line in lines:
-            words = line.split()
-            num_sentences += bool(words)
-            word_counts.update(words)
+        word_counts, num_sentences = count_tokens(lines, tokenize, progress)
         for special in SPECIAL_TOKENS:  # a literal "<S>" in the text is not a word of its own
             word_counts.pop(special, None)
         ranked = sorted(word_counts.items(), key=lambda item: (-item[1], item[0]))
@@ -89,6 +82,36 @@ class Vocabulary:
         tokens = list(SPECIAL_TOKENS) + [w for w, _ in kept]
         counts = [num_sentences, num_sentences, num_unknown] + [c for _, c in kept]
         return cls(tokens, counts)
+
+    @classmethod
+    def from_inventory(
+        cls,
+        inventory: Sequence[str],
+        lines: Iterable[str],
+        tokenize: Callable[[str], list[str]],
+        progress: bool = False,
+    ) -> Vocabulary:
+        """The specials and exactly the tokens of ``inventory`` (a subword model's pieces).
+
+        Every piece stays, seen or not, so a text never meets ``<UNK>`` where the tokenizer only
+        makes inventory pieces. Ids follow the pieces' frequency in ``lines`` (ties and unseen
+        pieces in inventory order), as ``build``'s do; ``<UNK>`` counts the tokens outside it.
+
+        Args:
+            inventory: every piece, without the specials.
+            lines: the corpus, read once to count the pieces.
+            tokenize: a line's pieces.
+            progress: show a tqdm progress bar over lines.
+        """
+        counts, num_sentences = count_tokens(lines, tokenize, progress)
+        pieces = [p for p in dict.fromkeys(inventory) if p not in SPECIAL_TOKENS]
+        # A piece spelled like a special (only from text full of "<S>") is read as the special.
+        order = sorted(range(len(pieces)), key=lambda i: (-counts.get(pieces[i], 0), i))
+        kept = [pieces[i] for i in order]
+        num_unknown = sum(counts.values()) - sum(counts.get(p, 0) for p in kept)
+        tokens = list(SPECIAL_TOKENS) + kept
+        specials = [num_sentences, num_sentences, num_unknown]
+        return cls(tokens, specials + [counts.get(p, 0) for p in kept])
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
@@ -164,6 +187,23 @@ class Vocabulary:
         if total <= 0:
             raise ValueError("all counts are zero; cannot form unigram probabilities")
         return (counts.log() - math.log(total)).float()
+
+
+def count_tokens(
+    lines: Iterable[str], tokenize: Callable[[str], list[str]] = str.split, progress: bool = False
+) -> tuple[Counter[str], int]:
+    """(count of every token, number of non-empty sentences) of a stream of lines."""
+    if progress:
+        from tqdm import tqdm
+
+        lines = tqdm(lines, desc="counting tokens", unit=" lines")
+    counts: Counter[str] = Counter()
+    num_sentences = 0
+    for line in lines:
+        tokens = tokenize(line)
+        num_sentences += bool(tokens)
+        counts.update(tokens)
+    return counts, num_sentences
 
 
 def _parse_line(line: str, where: str) -> tuple[str, int | None]:

@@ -7,8 +7,9 @@ from typing import Dict
 
 import torch
 
+from elmo.data.tokenizer import Tokenizer
 from elmo.model import BiLM
-from elmo.pretrained import load_bilm
+from elmo.pretrained import load_bilm, load_tokenizer
 from elmo.tasks.config import ProbeConfig
 
 log = logging.getLogger(__name__)
@@ -41,3 +42,15 @@ def load_models(config: ProbeConfig) -> Dict[str, BiLM]:
     if config.baselines.published:
         models["published"] = load_bilm(model=config.baselines.published)
     return models
+
+
+def load_tokenizers(config: ProbeConfig) -> Dict[str, Tokenizer]:
+    """Each model's tokenizer, by the names of ``load_models`` (the random baseline reads the
+    model's units). A sentencepiece model's word vectors are pooled from its pieces."""
+    tokenizer = load_tokenizer(config.model)
+    tokenizers = {MAIN: tokenizer}
+    if config.baselines.random:
+        tokenizers["random"] = tokenizer
+    if config.baselines.published:
+        tokenizers["published"] = load_tokenizer(config.baselines.published)
+    return tokenizers

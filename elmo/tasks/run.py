@@ -11,7 +11,7 @@ import torch
 from elmo.embedder import ElmoEmbedder
 from elmo.tasks import pos, sst2, wic, wordsim
 from elmo.tasks.config import ProbeConfig
-from elmo.tasks.models import load_models
+from elmo.tasks.models import load_models, load_tokenizers
 from elmo.tasks.report import summary, write_results
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ def run_probe(config: ProbeConfig) -> dict:
     torch.manual_seed(0)
     task_module = TASKS[config.task.name]  # validate() checked the name
     models = load_models(config)  # fails fast on a missing model directory, before reading data
+    tokenizers = load_tokenizers(config)
     data = task_module.load(config.task)
     results = {}
     for name, bilm in models.items():
-        embedder = ElmoEmbedder(bilm, batch_size=config.batch_size, device=config.device)
+        embedder = ElmoEmbedder(bilm, batch_size=config.batch_size, device=config.device,
+                                tokenizer=tokenizers[name])  # fmt: skip
         results[name] = task_module.evaluate(config.task, data, embedder, name)
     line = summary(config.task.name, config.model, results)
     line["output_dir"] = config.output_dir

@@ -1,13 +1,21 @@
-"""Exact perplexity of a biLM on a text, forward and backward, with the full softmax."""
+"""Exact perplexity of a biLM on a text, forward and backward, with the full softmax.
+
+Per unit (``ppl``: per word for the ``words`` tokenizer, per piece for sentencepiece) and per
+whitespace word (``word_ppl``), which compares across tokenizations; docs/perplexity.md defines
+both.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable
 from typing import NamedTuple, Optional
 
 import torch
 
-from elmo.data.stream import LMBatcher, LineSource
+from elmo.data.stream import LineSource, LMBatcher, iter_lines
+from elmo.data.tokenizer import Tokenizer, word_tokenizer
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
 
@@ -16,11 +24,16 @@ class Perplexity(NamedTuple):
     forward_ppl: float  # exp(mean NLL) of the forward LM
     backward_ppl: float  # exp(mean NLL) of the backward LM
     ppl: float  # geometric mean of the two: exp of the mean of their mean NLLs
-    tokens: int  # predicted tokens per direction (every word and </S> of every sentence)
+    tokens: int  # predicted units per direction (every word or piece, and </S>, of every sentence)
+    # exp of the two directions' total NLL over 2 * words: per whitespace word, whatever the units;
+    # None when only the first max_batches windows were scored
+    word_ppl: Optional[float] = None
+    words: Optional[int] = None  # whitespace words plus one sentence end per sentence
 
     def as_dict(self) -> dict:
         return {"forward_ppl": self.forward_ppl, "backward_ppl": self.backward_ppl,
-                "ppl": self.ppl, "tokens": self.tokens}  # fmt: skip
+                "ppl": self.ppl, "tokens": self.tokens,
+                "word_ppl": self.word_ppl, "words": self.words}  # fmt: skip
 
 
 def perplexity(total_nll: float, tokens: int) -> float:
@@ -28,6 +41,16 @@ def perplexity(total_nll: float, tokens: int) -> float:
     if tokens <= 0:
         raise ValueError("no tokens were scored: the text is empty")
     return math.exp(total_nll / tokens)
+
+
+def count_words(lines: Iterable[str], tokenizer: Tokenizer) -> int:
+    """The per-word perplexity's denominator: the whitespace words of every non-empty line, plus
+    one sentence end per such line (the prediction of ``</S>``, or ``<S>`` backwards)."""
+    total = 0
+    for line in lines:
+        words = tokenizer.words(line)
+        total += len(words) + 1 if words else 0
+    return total
 
 
 @torch.no_grad()
@@ -39,6 +62,7 @@ def evaluate_perplexity(
     unroll_steps: int = 20,
     max_batches: Optional[int] = None,
     progress: bool = False,
+    tokenizer: Optional[Tokenizer] = None,
 ) -> Perplexity:
     """Perplexity of ``bilm`` on ``lines`` (one sentence per line), exact full softmax.
 
@@ -50,23 +74,28 @@ def evaluate_perplexity(
         lines: a path / glob, or a callable returning the lines (read once per direction).
         max_batches: score only the first N windows of each direction (a quick estimate).
         progress: show a progress bar (stderr).
+        tokenizer: the model's tokenizer (None: whitespace words, the published format).
     """
     if bilm.softmax is None:
         raise ValueError("this model has no softmax (vocab_size 0): it cannot score text")
     was_training = bilm.training
     bilm.eval()
     device = bilm.char_cnn.projection.weight.device
+    tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
     totals = []
+    complete = True
     try:
         for backward in (False, True):
             batcher = LMBatcher(
                 lines, vocab, batch_size, unroll_steps,
                 max_chars=bilm.config.char_cnn.max_characters_per_token, reverse=backward,
+                tokenize=tokenizer.units,
             )  # fmt: skip
             batches = batcher if progress is False else _progress(batcher, backward)
             nll, count, state = 0.0, 0, None
             for index, batch in enumerate(batches):
                 if max_batches is not None and index >= max_batches:
+                    complete = False
                     break
                 mask = batch.mask.to(device)
                 output = bilm.language_model(batch.char_ids.to(device), mask, state, backward)
@@ -80,12 +109,22 @@ def evaluate_perplexity(
     (forward_nll, tokens), (backward_nll, _) = totals
     if tokens <= 0:
         raise ValueError("no tokens were scored: the text is empty")
+    words = count_words(_open(lines), tokenizer) if complete else None
     return Perplexity(
         perplexity(forward_nll, tokens),
         perplexity(totals[1][0], totals[1][1]),
         math.exp(0.5 * (forward_nll / tokens + backward_nll / totals[1][1])),
         tokens,
+        perplexity(forward_nll + backward_nll, 2 * words) if words else None,
+        words,
     )
+
+
+def _open(lines: LineSource) -> Iterable[str]:
+    """The lines of a path / glob or of a callable returning them."""
+    if isinstance(lines, (str, os.PathLike)):
+        return iter_lines(lines)
+    return lines() if callable(lines) else lines
 
 
 def _progress(batcher, backward: bool):

@@ -21,10 +21,18 @@ from torch import nn
 from elmo.config import TrainConfig, config_to_dict
 from elmo.data.paths import resolve_data_path
 from elmo.data.stream import LMBatcher, iter_lines
+from elmo.data.tokenizer import PieceTokenizer, Tokenizer, train_sentencepiece
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
 from elmo.modules.lstm import LstmState
-from elmo.pretrained import VOCAB_FILE, load_bilm, load_vocabulary, save_pretrained
+from elmo.pretrained import (
+    SENTENCEPIECE_FILE,
+    VOCAB_FILE,
+    load_bilm,
+    load_tokenizer,
+    load_vocabulary,
+    save_pretrained,
+)
 from elmo.training import distributed
 from elmo.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -53,7 +61,8 @@ def run_training(config: TrainConfig) -> dict:
     _seed_everything(config.trainer.seed + world.rank)
     train_path = resolve_data_path(config.data.train)
 
-    vocab = _vocabulary(config, output_dir, train_path, world)
+    tokenizer = _tokenizer(config, output_dir, train_path, world)
+    vocab = _vocabulary(config, output_dir, train_path, world, tokenizer)
     bilm = _model(config, vocab).to(device)
     objective: nn.Module = LMObjective(bilm)
     if world.size > 1:
@@ -64,7 +73,7 @@ def run_training(config: TrainConfig) -> dict:
         LMBatcher(train_path, vocab, config.data.batch_size, config.data.unroll_steps,
                   max_chars=config.model.char_cnn.max_characters_per_token, reverse=reverse,
                   rank=world.rank, world_size=world.size, shuffle_buffer=config.data.shuffle_buffer,
-                  seed=config.trainer.seed)  # fmt: skip
+                  seed=config.trainer.seed, tokenize=tokenizer.units)  # fmt: skip
         for reverse in (False, True)
     ]
     run = RunState()
@@ -79,8 +88,9 @@ def run_training(config: TrainConfig) -> dict:
         if valid_path is None:
             return {}
         result = evaluate_perplexity(bilm, valid_path, vocab, config.data.eval_batch_size,
-                                     config.data.unroll_steps, config.trainer.eval_max_batches)  # fmt: skip
-        return {f"valid_{k}": v for k, v in result.as_dict().items()}
+                                     config.data.unroll_steps, config.trainer.eval_max_batches,
+                                     tokenizer=tokenizer)  # fmt: skip
+        return {f"valid_{k}": v for k, v in result.as_dict().items() if v is not None}
 
     def checkpoint(state: RunState) -> None:
         payload = _checkpoint_payload(config, bilm, optimizer, scheduler, batchers, state, world)
@@ -91,12 +101,41 @@ def run_training(config: TrainConfig) -> dict:
         autocast=_autocast(config.trainer.precision, device),
         evaluate=evaluate if world.is_main and valid_path else None, checkpoint=checkpoint,
         show_progress=world.is_main)  # fmt: skip
-    metrics = _finish(config, bilm, vocab, run, output_dir) if world.is_main else {}
+    metrics = _finish(config, bilm, vocab, tokenizer, run, output_dir) if world.is_main else {}
     distributed.teardown(world)
     return metrics
 
 
-def _vocabulary(config: TrainConfig, output_dir: Path, train_path: str, world) -> Vocabulary:
+def _tokenizer(config: TrainConfig, output_dir: Path, train_path: str, world) -> Tokenizer:
+    """The run's tokenizer: ``init_from``'s when it brings a vocabulary, else the configured one.
+
+    A sentencepiece model is trained on the training text once and saved with the run, so a
+    resumed run reads the same pieces.
+    """
+    settings = config.tokenizer
+    if config.init_from and load_vocabulary(config.init_from) is not None:
+        source = load_tokenizer(config.init_from)
+        if source.kind != settings.kind:
+            raise ValueError(
+                f"{config.init_from} reads {source.kind} but tokenizer.kind is {settings.kind!r}; "
+                f"fine-tuning keeps the model's tokenizer (its softmax is over its units)"
+            )
+        return source
+    if settings.kind == "words":
+        return Tokenizer(settings)
+    saved = output_dir / SENTENCEPIECE_FILE
+    distributed.barrier(world)  # every process looks only after this (see _vocabulary)
+    if world.is_main and not saved.is_file():
+        log.info("training a sentencepiece %s model of %d pieces on %s",
+                 settings.model_type, settings.vocab_size, train_path)  # fmt: skip
+        train_sentencepiece(iter_lines(train_path), settings).save(saved)
+    distributed.barrier(world)
+    return PieceTokenizer.load(settings, saved)
+
+
+def _vocabulary(
+    config: TrainConfig, output_dir: Path, train_path: str, world, tokenizer: Tokenizer
+) -> Vocabulary:
     """The run's vocabulary: saved with the run, taken from ``init_from``, or built from train."""
     saved = output_dir / VOCAB_FILE
     resuming = saved.is_file()
@@ -108,6 +147,11 @@ def _vocabulary(config: TrainConfig, output_dir: Path, train_path: str, world) -
     if config.init_from and load_vocabulary(config.init_from) is not None:
         vocab = load_vocabulary(config.init_from)
         log.info("vocabulary of %s: %d entries", config.init_from, len(vocab))
+    elif world.is_main and tokenizer.inventory is not None:
+        log.info("counting the pieces of %s", train_path)
+        vocab = Vocabulary.from_inventory(tokenizer.inventory, iter_lines(train_path),
+                                          tokenizer.units, progress=True)  # fmt: skip
+        log.info("vocabulary: %d entries (all the pieces)", len(vocab))
     elif world.is_main:
         log.info("building the vocabulary from %s", train_path)
         vocab = Vocabulary.build(iter_lines(train_path), config.data.vocab_min_count,
@@ -181,23 +225,33 @@ def _checkpoint_payload(config, bilm, optimizer, scheduler, batchers, run, world
     }
 
 
-def _finish(config: TrainConfig, bilm: BiLM, vocab: Vocabulary, run: RunState, output_dir: Path) -> dict:
+def _finish(
+    config: TrainConfig, bilm: BiLM, vocab: Vocabulary, tokenizer: Tokenizer, run: RunState,
+    output_dir: Path,
+) -> dict:
     """Export the model, score valid and test, write metrics.json."""
-    model_dir = save_pretrained(bilm, output_dir / "model", vocab)
+    model_dir = save_pretrained(bilm, output_dir / "model", vocab, tokenizer)
     log.info("pretrained model written to %s", model_dir)
-    if config.export_published:
+    if config.export_published and tokenizer.kind != "words":
+        # options.json + weights.hdf5 have no place for a tokenizer: AllenNLP and bilm-tf would
+        # feed the weights whitespace words, which a piece model has never read.
+        log.warning("no published-format export: that format cannot carry a %s tokenizer",
+                    tokenizer.kind)  # fmt: skip
+    elif config.export_published:
         from elmo.published import export_published
 
         published = output_dir / "published"
         published.mkdir(exist_ok=True)
         export_published(bilm, published / "options.json", published / "weights.hdf5")
         log.info("published-format export written to %s", published)
-    metrics = {"step": run.step, "history": run.history}
+    metrics = {"step": run.step, "tokenizer": tokenizer.kind, "vocab_size": len(vocab),
+               "history": run.history}  # fmt: skip
     for split in ("valid", "test"):
         path = getattr(config.data, split)
         if path:
             result = evaluate_perplexity(bilm, resolve_data_path(path), vocab,
-                                         config.data.eval_batch_size, config.data.unroll_steps)  # fmt: skip
+                                         config.data.eval_batch_size, config.data.unroll_steps,
+                                         tokenizer=tokenizer)  # fmt: skip
             metrics[split] = result.as_dict()
             log.info("%s perplexity: %s", split, json.dumps(result.as_dict()))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

@@ -124,3 +124,23 @@ def test_missing_model_arguments(tmp_path, capsys):
     assert main(["embed", str(source), str(tmp_path / "o.hdf5"), "--all", "--model",
                  str(tmp_path / "nope")]) == 2  # fmt: skip
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_sentencepiece_model_writes_words_or_pieces(tmp_path, tiny_bilm):
+    from sentencepiece_text import small_tokenizer
+
+    from elmo.pretrained import save_pretrained
+
+    tokenizer = small_tokenizer()
+    model = save_pretrained(tiny_bilm, tmp_path / "model", tokenizer=tokenizer)
+    lines = ["Кошка спала на подоконнике .", "我们今天去公园散步。 naïve"]
+    source = _write(tmp_path / "raw.txt", lines)
+    for flags, lengths in [
+        ([], [5, 2]),
+        (["--pieces", "--pooling", "first"], [len(tokenizer.units(line)) for line in lines]),
+    ]:
+        out = tmp_path / f"out{len(flags)}.hdf5"
+        assert main(["embed", str(source), str(out), "--top", "--model", str(model), *flags]) == 0
+        got, index = _read(out)
+        assert [array.shape for array in got] == [(n, 16) for n in lengths]
+        assert index == {line: str(i) for i, line in enumerate(lines)}

@@ -104,3 +104,12 @@ def test_unigram_log_probs():
     assert smoothed[2].item() == pytest.approx(math.log(1 / 10))
     with pytest.raises(ValueError, match="no counts"):
         Vocabulary(vocab.tokens).unigram_log_probs()
+
+
+def test_an_inventory_vocabulary_holds_every_piece_in_frequency_order():
+    inventory = ["▁a", "b", "▁c", "<S>"]  # a piece spelled like a special is the special
+    lines = ["▁a b b", "b ▁a", "zz"]
+    vocab = Vocabulary.from_inventory(inventory, lines, str.split)
+    assert vocab.tokens == ["<S>", "</S>", "<UNK>", "b", "▁a", "▁c"]
+    assert vocab.counts == [3, 3, 1, 3, 2, 0]  # "zz" is outside the inventory: one <UNK>
+    assert vocab.encode(["▁c", "zz"]) == [5, vocab.unk_id]

@@ -44,3 +44,21 @@ def test_a_model_directory_that_does_not_exist(tmp_path):
     config = ProbeConfig(task=PosTaskConfig(), model=str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="model directory does not exist: .*nope"):
         load_models(config)
+
+
+def test_a_sentencepiece_model_probes_with_one_vector_per_word(tiny_bilm, tmp_path):
+    from sentencepiece_text import small_tokenizer
+
+    from elmo.embedder import ElmoEmbedder
+    from elmo.pretrained import save_pretrained
+    from elmo.tasks.features import token_features
+    from elmo.tasks.models import load_tokenizers
+
+    directory = save_pretrained(tiny_bilm, tmp_path / "model", tokenizer=small_tokenizer())
+    config = ProbeConfig(task=PosTaskConfig(), model=str(directory))
+    tokenizers = load_tokenizers(config)
+    assert list(tokenizers) == list(load_models(config)) == ["model", "random"]
+    assert {t.kind for t in tokenizers.values()} == {"sentencepiece"}
+    embedder = ElmoEmbedder(tiny_bilm, batch_size=2, tokenizer=tokenizers["model"])
+    sentences = [["The", "neighbour", "remembered"], ["Привет", "мир", "!"], ["我们今天去公园散步。"]]
+    assert token_features(embedder, sentences).shape == (7, 3, 16)  # (N words, L, 2D)

@@ -1,0 +1,43 @@
+"""A whole training run on raw multilingual text with sentencepiece, then embedding its output."""
+
+from __future__ import annotations
+
+import json
+
+from sentencepiece_text import corpus_lines
+
+from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig, TokenizerConfig, TrainConfig
+from elmo.embedder import ElmoEmbedder
+from elmo.training.run import run_training
+
+
+def test_raw_non_latin_text_trains_and_embeds(tmp_path):
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(corpus_lines()) + "\n", encoding="utf-8")
+    config = TrainConfig(
+        model=BiLMConfig(
+            char_cnn=CharCNNConfig(char_embedding_dim=4, filters=[[1, 4], [2, 6]]),
+            lstm=LSTMConfig(num_layers=2, cell_size=16, projection_dim=8),
+        ),
+        tokenizer=TokenizerConfig(kind="sentencepiece", vocab_size=360, character_coverage=1.0),
+        output_dir=str(tmp_path / "run"),
+    )
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text("\n".join(corpus_lines()[::10]) + "\n", encoding="utf-8")
+    config.data.train = str(corpus)
+    config.data.valid = config.data.test = str(held_out)
+    config.data.batch_size, config.data.unroll_steps = 4, 8
+    config.trainer.max_steps = 6
+    config.trainer.eval_every = 0
+    config.trainer.num_threads = 1
+
+    metrics = run_training(config)
+
+    assert metrics["tokenizer"] == "sentencepiece"
+    assert metrics["vocab_size"] == 362  # 360 pieces - <unk> + <S>, </S>, <UNK>
+    assert metrics["valid"]["words"] < metrics["valid"]["tokens"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["word_ppl"] > 1
+    assert not (tmp_path / "run" / "published").exists()  # the published format has no tokenizer
+    embedder = ElmoEmbedder.from_pretrained(tmp_path / "run" / "model")
+    russian, chinese = embedder.embed_sentences(["Привет , мир !", "我们今天去看山。"], "top")
+    assert russian.shape == (4, 16) and chinese.shape == (1, 16)
