@@ -4,7 +4,7 @@ from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import Elmo, ElmoEmbedder
 from elmo.model import BiLM
-from elmo.pretrained import from_pretrained, load_bilm, save_pretrained
+from elmo.pretrained import from_pretrained, load_bilm, load_tokenizer, save_pretrained
 from elmo.published import export_published, load_published
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "from_pretrained",
     "load_bilm",
     "load_published",
+    "load_tokenizer",
     "save_pretrained",
 ]
 __version__ = "0.1.0"

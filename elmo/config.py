@@ -147,6 +147,8 @@ class TokenizerConfig:
     byte_fallback: bool = True  # sentencepiece: spell the other characters as UTF-8 byte pieces
     normalization: str = "nmt_nfkc"  # sentencepiece normalisation rule: nmt_nfkc | nfkc | identity
     input_sentence_size: int = 1_000_000  # sentencepiece: train on a random sample of N lines
+    # sentencepiece: strings always kept as one piece (e.g. WikiText's "<unk>")
+    user_defined_symbols: List[str] = field(default_factory=list)
     pooling: str = "mean"  # a word's vector from its pieces' vectors: first | last | mean
 
     def validate(self) -> "TokenizerConfig":

@@ -30,6 +30,7 @@ from elmo.config import TokenizerConfig
 log = logging.getLogger(__name__)
 
 WORD_MARK = "\u2581"  # sentencepiece's "a word starts here" (it stands for the space before it)
+UNKNOWN_PIECE = "<sentencepiece-unknown>"  # never a target: our <UNK> stands for it
 
 
 class Tokenizer:
@@ -156,8 +157,11 @@ def _train(sentencepiece, sentences: Iterable[str], model, config: TokenizerConf
         byte_fallback=config.byte_fallback,
         normalization_rule_name=config.normalization,
         input_sentence_size=config.input_sentence_size,
+        user_defined_symbols=list(config.user_defined_symbols),
         shuffle_input_sentence=True,
         unk_id=0,
+        # Not "<unk>", so that a text's literal "<unk>" (WikiText's) is text, or a user symbol.
+        unk_piece=UNKNOWN_PIECE,
         bos_id=-1,
         eos_id=-1,
         pad_id=-1,

@@ -95,3 +95,13 @@ def test_config_values_are_checked():
         TokenizerConfig(pooling="max").validate()
     with pytest.raises(ValueError, match="tokenizer.model_type"):
         TokenizerConfig(model_type="char").validate()
+
+
+def test_user_defined_symbols_stay_whole():
+    lines = [line.replace("river", "<unk>") for line in corpus_lines()]
+    config = TokenizerConfig(
+        kind="sentencepiece", vocab_size=360, character_coverage=1.0, user_defined_symbols=["<unk>"]
+    )
+    tokenizer = train_sentencepiece(lines, config)
+    whole, inside = tokenizer.word_units(["<unk>", "a<unk>"])
+    assert whole == [WORD_MARK, "<unk>"] and inside[-1] == "<unk>"
