@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
 from sentencepiece_text import corpus_lines
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig, TokenizerConfig, TrainConfig
@@ -41,3 +43,14 @@ def test_raw_non_latin_text_trains_and_embeds(tmp_path):
     embedder = ElmoEmbedder.from_pretrained(tmp_path / "run" / "model")
     russian, chinese = embedder.embed_sentences(["Привет , мир !", "我们今天去看山。"], "top")
     assert russian.shape == (4, 16) and chinese.shape == (1, 16)
+
+    # Resuming reads the saved piece model; fine-tuning keeps the source model's tokenizer.
+    config.trainer.max_steps = 8
+    assert run_training(config)["step"] == 8
+    tuned = dataclasses.replace(config, init_from=str(tmp_path / "run" / "model"),
+                                output_dir=str(tmp_path / "tuned"))  # fmt: skip
+    tuned.trainer.max_steps = 2
+    assert run_training(tuned)["vocab_size"] == 362
+    as_words = dataclasses.replace(tuned, tokenizer=TokenizerConfig(), output_dir=str(tmp_path / "w"))
+    with pytest.raises(ValueError, match="fine-tuning keeps the model's tokenizer"):
+        run_training(as_words)
