@@ -77,9 +77,9 @@ def run_child(spec: dict) -> dict:
     bilm = load_published(spec["options"], spec["weights"])
     sentences = load_sentences(Path(spec["text"]), spec["sentences"])
     tokens = sum(len(s) for s in sentences)
-    options = {"batch_size": spec["batch_size"], "cache_size": 50_000 if spec["cache"] else 0}
-    if spec["fast"]:
-        options["fast"] = True
+    options = {"batch_size": spec["batch_size"]}
+    if not spec["baseline"]:  # code from before the fast paths takes no such options
+        options.update(cache_size=50_000 if spec["cache"] else 0, fast=spec["fast"])
     ElmoEmbedder(bilm, **options).embed_sentences(sentences[: spec["batch_size"]])  # warm-up
     seconds, hit_rate = [], 0.0
     for _ in range(spec["repeats"]):
@@ -87,8 +87,8 @@ def run_child(spec: dict) -> dict:
         started = time.perf_counter()
         embedder.embed_sentences(sentences)
         seconds.append(time.perf_counter() - started)
-        cache = embedder.token_cache
-        hit_rate = cache.hits / max(cache.hits + cache.misses, 1)
+        cache = getattr(embedder, "token_cache", None)
+        hit_rate = cache.hits / max(cache.hits + cache.misses, 1) if cache else 0.0
     median = statistics.median(seconds)
     return {
         "sentences": len(sentences),
@@ -117,6 +117,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--text", type=Path, default=TEXT)
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
+    parser.add_argument(
+        "--baseline", type=Path, help="time the elmo package in this source tree instead (e.g. an "
+        "older commit's `git archive`); the rows are labelled 'baseline'",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -137,7 +141,7 @@ def main() -> None:
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
     }  # fmt: skip
     print(json.dumps(header) if args.json else _markdown_header(header), flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = child_environment(args.threads, args.baseline)
     with tempfile.TemporaryDirectory() as folder:
         for shape in args.shapes.split(","):
             config = shape_config(shape)
@@ -152,6 +156,7 @@ def main() -> None:
                     "options": str(options), "weights": str(weights), "text": str(args.text),
                     "sentences": max(int(count), 1), "batch_size": batch_size, "cache": cache == "on",
                     "fast": mode == "fast", "repeats": args.repeats, "threads": args.threads,
+                    "baseline": args.baseline is not None,
                 }  # fmt: skip
                 done = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps(spec)],
@@ -161,12 +166,22 @@ def main() -> None:
                     raise SystemExit(f"child failed for {spec}:\n{done.stderr[-3000:]}")
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 achieved = flops * result["tokens_per_s"] / 1e9
+                if args.baseline:
+                    cache, mode = "-", "baseline"
                 row = {
                     "shape": shape, "batch_size": batch_size, "cache": cache, "mode": mode,
                     **result, "mflops_per_token": flops / 1e6, "achieved_gflops": achieved,
                     "fraction_of_peak": achieved / peak, "limit_tokens_per_s": peak * 1e9 / flops,
                 }  # fmt: skip
                 print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+
+
+def child_environment(threads: int, baseline: Path | None) -> dict:
+    """The children's environment: the thread count, and the baseline source tree if any."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if baseline is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(baseline.resolve()), env.get("PYTHONPATH", "")])
+    return env
 
 
 def _cpu_model() -> str:

@@ -141,3 +141,13 @@ def test_a_sentencepiece_directory_embeds_raw_text_with_nothing_else(tmp_path, t
     assert embedder.tokenizer.kind == "sentencepiece"
     vectors = embedder.embed_sentences(["Кошка спала .", "河边有一座古老的桥。 ok"], output="average")
     assert [v.shape for v in vectors] == [(3, 16), (2, 16)]
+
+
+def test_fast_lstm_and_cache_settings_agree_with_the_defaults(tiny_bilm):
+    sentences = [s.split() for s in SENTENCES] * 3
+    reference = ElmoEmbedder(tiny_bilm, batch_size=2, cache_size=0).embed_sentences(sentences)
+    for options in ({}, {"fast": True}, {"fast": True, "cache_size": 0}):
+        embedder = ElmoEmbedder(tiny_bilm, batch_size=2, **options)
+        for actual, expected in zip(embedder.embed_sentences(sentences), reference):
+            torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
+    assert embedder.token_cache.hits == 0  # cache_size=0: off

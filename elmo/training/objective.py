@@ -31,13 +31,17 @@ class LMObjective(nn.Module):
 
     Args:
         bilm: a BiLM built with ``vocab_size > 0``.
+        fast_lstm: run the LSTMs' fast recurrence (``LstmLayer._forward_fast``): the same
+            maths and gradients up to float rounding, with one GEMM for all time steps' input
+            projections. Training has no reference outputs to match bit for bit.
     """
 
-    def __init__(self, bilm: BiLM) -> None:
+    def __init__(self, bilm: BiLM, fast_lstm: bool = False) -> None:
         super().__init__()
         if bilm.softmax is None:
             raise ValueError("training needs a BiLM with a softmax (config.vocab_size > 0)")
         self.bilm = bilm
+        self.fast_lstm = fast_lstm
         self.output_dropout = nn.Dropout(bilm.config.dropout)
 
     def forward(
@@ -70,7 +74,9 @@ class LMObjective(nn.Module):
     def _direction(
         self, batch: Batch, state: Optional[LstmState], backward: bool
     ) -> tuple[torch.Tensor, LstmState]:
-        output = self.bilm.language_model(batch.char_ids, batch.mask, state, backward=backward)
+        output = self.bilm.language_model(
+            batch.char_ids, batch.mask, state, backward=backward, fast=self.fast_lstm
+        )
         hidden = self.output_dropout(output.layers[-1][batch.mask])  # (N, D) real positions
         loss = self.bilm.softmax.loss(hidden.float(), batch.next_token_ids[batch.mask])
         detached = LstmState(output.state.hidden.detach(), output.state.memory.detach())
