@@ -143,13 +143,14 @@ class LstmLayer(nn.Module):
         scale = torch.ones(4 * cell, 1, dtype=inputs.dtype, device=inputs.device)  # (4H, 1)
         scale[2 * cell : 3 * cell] = 2.0  # the candidate's pre-activation, doubled
         bias = (self.bias + self.forget_offset) * scale[:, 0]  # (4H,)
-        projected = nn.functional.linear(inputs, self.input_weight * scale, bias)  # (B, T, 4H)
+        time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
+        projected = nn.functional.linear(time_major, self.input_weight * scale, bias)  # (T, B, 4H)
         recurrent_weight = (self.recurrent_weight * scale).t()  # (D, 4H)
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for index in order:
             rows = active_rows(lengths, index)
-            gates = torch.addmm(projected[:rows, index], hidden[:rows], recurrent_weight)
+            gates = torch.addmm(projected[index, :rows], hidden[:rows], recurrent_weight)
             new_hidden, new_memory = self._fast_cell(torch.sigmoid(gates), memory[:rows])
             if rows < batch:  # rows past their sentence keep their state and output zeros
                 memory = torch.cat([new_memory, memory[rows:]])

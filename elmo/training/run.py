@@ -64,7 +64,7 @@ def run_training(config: TrainConfig) -> dict:
     tokenizer = _tokenizer(config, output_dir, train_path, world)
     vocab = _vocabulary(config, output_dir, train_path, world, tokenizer)
     bilm = _model(config, vocab).to(device)
-    objective: nn.Module = LMObjective(bilm)
+    objective: nn.Module = LMObjective(bilm, fast_lstm=config.trainer.fast_lstm)
     if world.size > 1:
         objective = distributed.wrap(objective, device, find_unused=config.model.softmax.kind == "adaptive")
     optimizer = build_optimizer(objective.parameters(), config.trainer)
