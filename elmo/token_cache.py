@@ -86,7 +86,7 @@ class TokenVectorCache:
         if missing:
             fresh = char_cnn.encode_distinct(distinct[missing])  # (M, D)
             for i, vector in zip(missing, fresh):
-                found[i] = vector
+                found[i] = vector.clone()  # its own storage: a kept row never pins its batch
         for key, vector in zip(keys, found):  # insert or refresh, most recent last
             self._vectors[key] = vector
             self._vectors.move_to_end(key)
