@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--pieces", action="store_true",
                         help="sentencepiece models: one vector per piece instead of per word")
+    parser.add_argument("--fast", action="store_true",
+                        help="the fast LSTM recurrence: faster, equal up to float rounding but not "
+                        "bit for bit (README, Exactness)")
+    parser.add_argument("--cache-size", type=int, default=50_000,
+                        help="token vectors kept so the character CNN runs once per word type "
+                        "(exact; 0 = off; default 50000)")
     parser.add_argument("--pooling", choices=["first", "last", "mean"],
                         help="sentencepiece models: a word's vector from its pieces' "
                         "(default: the model's setting)")
@@ -59,6 +65,8 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError("give --model DIR, or both --options-file and --weight-file")
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be > 0, got {args.batch_size}")
+    if args.cache_size < 0:
+        raise ValueError(f"--cache-size must be >= 0, got {args.cache_size}")
     output = Path(args.output_file)
     if not output.parent.is_dir():
         raise ValueError(f"{output}: the output directory does not exist")
@@ -67,7 +75,8 @@ def run(args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(args.model) if args.model is not None else None
     embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, stateful=args.stateful,
                             tokenizer=tokenizer, units="pieces" if args.pieces else "words",
-                            pooling=args.pooling)  # fmt: skip
+                            pooling=args.pooling, cache_size=args.cache_size,
+                            fast=args.fast)  # fmt: skip
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     try:
         with h5py.File(partial, "w") as fout, tqdm(

@@ -93,6 +93,18 @@ def test_top_and_average_shapes(tmp_path, unseen_model, flag):
         np.testing.assert_allclose(picked, expected, atol=1e-6)
 
 
+def test_fast_and_uncached_options_agree_with_the_default(tmp_path, unseen_model):
+    options, weights = unseen_model
+    source = _write(tmp_path / "in.txt", SENTENCES[:4])
+    common = ["--all", "--options-file", str(options), "--weight-file", str(weights)]
+    outputs = []
+    for name, extra in [("default", []), ("fast", ["--fast", "--cache-size", "0"])]:
+        assert main(["embed", str(source), str(tmp_path / f"{name}.hdf5"), *common, *extra]) == 0
+        outputs.append(_read(tmp_path / f"{name}.hdf5")[0])
+    for default, fast in zip(*outputs):
+        np.testing.assert_allclose(fast, default, atol=1e-5, rtol=0)  # non-chaotic weights
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
