@@ -44,7 +44,11 @@ class Substitutes(NamedTuple):
 
 
 def find_substitutes(
-    bilm: BiLM, vocab: Vocabulary, query: str | MarkedQuery, top_k: int = 10
+    bilm: BiLM,
+    vocab: Vocabulary,
+    query: str | MarkedQuery,
+    top_k: int = 10,
+    exclude: Sequence[str] = (),
 ) -> Substitutes:
     """The ``top_k`` words that best fit the marked slot of ``query`` (see the module docstring).
 
@@ -53,6 +57,8 @@ def find_substitutes(
         vocab: its softmax vocabulary (``load_vocabulary``).
         query: text with one ``[word]`` marker, or a parsed ``MarkedQuery``.
         top_k: how many words to return (fewer when the vocabulary is smaller).
+        exclude: more words to leave out, like the specials (e.g. a corpus's own unknown-word
+            placeholder, WikiText's ``<unk>``); the combined scores are renormalised without them.
     """
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
@@ -60,7 +66,11 @@ def find_substitutes(
     if isinstance(query, str):
         query = parse_marked_query(query)
     forward, backward = context_log_probs(bilm, query)  # (V,), (V,)
-    excluded = [vocab.token_to_id(token) for token in SPECIAL_TOKENS]
+    missing = [word for word in exclude if word not in vocab]
+    if missing:
+        raise ValueError(f"cannot exclude {missing}: not in the model's vocabulary")
+    left_out = list(dict.fromkeys([*SPECIAL_TOKENS, *exclude]))
+    excluded = [vocab.token_to_id(token) for token in left_out]
     combined = combine_log_probs(forward, backward, excluded)  # (V,)
     scores = combined.exp()
     forward_probs, backward_probs = forward.exp(), backward.exp()
@@ -76,7 +86,7 @@ def find_substitutes(
     num_words = len(vocab) - len(excluded)
     ranking = combined.topk(min(top_k, num_words)).indices.tolist()
     marked = marked_rank = None
-    if query.word in vocab and query.word not in SPECIAL_TOKENS:
+    if query.word in vocab and query.word not in left_out:
         marked_id = vocab.token_to_id(query.word)
         marked = scored(marked_id)
         marked_rank = int((combined > combined[marked_id]).sum()) + 1

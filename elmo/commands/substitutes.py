@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="our pretrained directory (with vocab.txt)")
     parser.add_argument("--top-k", type=int, default=10, help="how many words to show (default 10)")
     parser.add_argument(
+        "--exclude", nargs="+", default=[], metavar="WORD",
+        help="words never to suggest, e.g. a corpus's unknown-word placeholder: --exclude '<unk>'",
+    )  # fmt: skip
+    parser.add_argument(
         "--device", default="auto", help="cpu, cuda, ... (default: cuda if available)"
     )
 
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> None:
             f"{args.model} has no softmax and vocab.txt: substitutes need a language model trained "
             "with elmo-train (embedding-only and published models cannot predict words)"
         )
-    result = find_substitutes(bilm, vocab, query, top_k=args.top_k)
+    result = find_substitutes(bilm, vocab, query, top_k=args.top_k, exclude=args.exclude)
     print(f"query: {result.query}")
     rows = [
         (str(i), s.word, f"{s.prob:.4f}", f"{s.forward_prob:.4f}", f"{s.backward_prob:.4f}")

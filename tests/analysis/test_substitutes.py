@@ -120,3 +120,21 @@ def test_errors(lm_bilm, vocab, tiny_bilm):
         find_substitutes(lm_bilm, vocab, "the [bank] of the [river]")
     with pytest.raises(ValueError, match="top_k"):
         find_substitutes(lm_bilm, vocab, QUERY, top_k=0)
+
+
+def test_excluded_words_are_left_out_and_the_rest_renormalised(lm_bilm, vocab):
+    everything = find_substitutes(lm_bilm, vocab, QUERY, top_k=len(vocab))
+    dropped = everything.candidates[0].word  # the best word
+    result = find_substitutes(lm_bilm, vocab, QUERY, top_k=len(vocab), exclude=[dropped])
+    assert dropped not in [s.word for s in result.candidates]
+    assert len(result.candidates) == len(everything.candidates) - 1
+    assert math.fsum(s.prob for s in result.candidates) == pytest.approx(1.0, abs=1e-5)
+    rest = {s.word: s.prob for s in everything.candidates if s.word != dropped}
+    scale = 1.0 / math.fsum(rest.values())
+    for s in result.candidates:  # the same ranking, renormalised without the dropped word
+        assert s.prob == pytest.approx(rest[s.word] * scale, rel=1e-4)
+
+
+def test_excluding_an_unknown_word_is_an_error(lm_bilm, vocab):
+    with pytest.raises(ValueError, match="not in the model's vocabulary"):
+        find_substitutes(lm_bilm, vocab, QUERY, exclude=["no-such-word-xyz"])
