@@ -15,7 +15,7 @@ reproduces the reference outputs to 1e-5.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -41,6 +41,38 @@ def active_rows(lengths: List[int], index: int) -> int:
     while count > 0 and lengths[count - 1] <= index:
         count -= 1
     return count
+
+
+# MKL picks its GEMM kernel from the row count a weight is packed for; packed for at least 16
+# rows, a product has the same bits as ``linear``'s for any number of rows (below: not so).
+PACK_ROWS = 64
+
+
+def step_linear(weight: torch.Tensor) -> Callable:
+    """``x, bias=None -> linear(x, weight, bias)`` for a layer's per-step products.
+
+    When no gradient is needed on a CPU with MKL, the weight is packed once into MKL's GEMM
+    layout, so the T per-step GEMMs do not each repack it. The result is bit-identical to
+    ``linear``: checked on torch 2.13 for 1 to 100 rows, weights from 16 x 5 to 16384 x 512, with
+    and without bias, with 1 and 2 threads (tests/modules/test_lstm.py, and the fixture tests).
+
+    Args:
+        weight: (out, in).
+    """
+    if _can_prepack(weight):
+        packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, PACK_ROWS)
+        return lambda x, bias=None: torch.ops.mkl._mkl_linear(x, packed, weight, bias, PACK_ROWS)
+    return lambda x, bias=None: nn.functional.linear(x, weight, bias)
+
+
+def _can_prepack(weight: torch.Tensor) -> bool:
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and not (torch.is_grad_enabled() and weight.requires_grad)
+        and torch.backends.mkl.is_available()
+        and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")
+    )
 
 
 class LstmLayer(nn.Module):
@@ -103,14 +135,15 @@ class LstmLayer(nn.Module):
         hidden, memory = state
         batch, steps = inputs.shape[:2]
         bias = self.bias + self.forget_offset  # (4H,)
+        input_linear, recurrent_linear, project = (
+            step_linear(w) for w in (self.input_weight, self.recurrent_weight, self.projection_weight)
+        )
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for index in order:
             rows = active_rows(lengths, index)
-            gates = nn.functional.linear(inputs[:rows, index], self.input_weight) + (
-                nn.functional.linear(hidden[:rows], self.recurrent_weight, bias)
-            )  # (rows, 4H)
-            new_hidden, new_memory = self._cell(gates, memory[:rows])
+            gates = input_linear(inputs[:rows, index]) + recurrent_linear(hidden[:rows], bias)
+            new_hidden, new_memory = self._cell(gates, memory[:rows], project)  # (rows, 4H) in
             if rows < batch:  # rows past their sentence keep their state and output zeros
                 memory = torch.cat([new_memory, memory[rows:]])
                 hidden = torch.cat([new_hidden, hidden[rows:]])
@@ -146,12 +179,13 @@ class LstmLayer(nn.Module):
         time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
         projected = nn.functional.linear(time_major, self.input_weight * scale, bias)  # (T, B, 4H)
         recurrent_weight = (self.recurrent_weight * scale).t()  # (D, 4H)
+        project = step_linear(self.projection_weight)
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for index in order:
             rows = active_rows(lengths, index)
             gates = torch.addmm(projected[index, :rows], hidden[:rows], recurrent_weight)
-            new_hidden, new_memory = self._fast_cell(torch.sigmoid(gates), memory[:rows])
+            new_hidden, new_memory = self._fast_cell(torch.sigmoid(gates), memory[:rows], project)
             if rows < batch:  # rows past their sentence keep their state and output zeros
                 memory = torch.cat([new_memory, memory[rows:]])
                 hidden = torch.cat([new_hidden, hidden[rows:]])
@@ -164,7 +198,7 @@ class LstmLayer(nn.Module):
         return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
 
     def _fast_cell(
-        self, activations: torch.Tensor, memory: torch.Tensor
+        self, activations: torch.Tensor, memory: torch.Tensor, project: Callable
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """sigmoid of the (R, 4H) pre-activations (candidate doubled) -> hidden (R, D), memory (R, H)."""
         input_gate, forget_gate, candidate, output_gate = activations.chunk(4, dim=-1)  # 4 x (R, H)
@@ -172,22 +206,22 @@ class LstmLayer(nn.Module):
         if self.cell_clip is not None:
             memory = memory.clamp(-self.cell_clip, self.cell_clip)
         squashed = 2.0 * torch.sigmoid(2.0 * memory) - 1.0  # tanh(memory)
-        hidden = nn.functional.linear(output_gate * squashed, self.projection_weight)  # (R, D)
+        hidden = project(output_gate * squashed)  # (R, D)
         if self.projection_clip is not None:
             hidden = hidden.clamp(-self.projection_clip, self.projection_clip)
         return hidden, memory
 
     def _cell(
-        self, gates: torch.Tensor, memory: torch.Tensor
+        self, gates: torch.Tensor, memory: torch.Tensor, project: Callable
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's gate arithmetic: (R, 4H) pre-activations -> hidden (R, D), memory (R, H)."""
+        """One step's gate arithmetic: (R, 4H) pre-activations -> hidden (R, D), memory (R, H).
+
+        ``project`` applies the projection weight (``step_linear``)."""
         input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)  # 4 x (R, H)
         memory = torch.sigmoid(input_gate) * torch.tanh(candidate) + torch.sigmoid(forget_gate) * memory
         if self.cell_clip is not None:
             memory = memory.clamp(-self.cell_clip, self.cell_clip)
-        hidden = nn.functional.linear(
-            torch.sigmoid(output_gate) * torch.tanh(memory), self.projection_weight
-        )  # (R, D)
+        hidden = project(torch.sigmoid(output_gate) * torch.tanh(memory))  # (R, D)
         if self.projection_clip is not None:
             hidden = hidden.clamp(-self.projection_clip, self.projection_clip)
         return hidden, memory

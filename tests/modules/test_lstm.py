@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from elmo.config import LSTMConfig
-from elmo.modules.lstm import LstmLayer, LstmStack, active_rows
+from elmo.modules.lstm import LstmLayer, LstmStack, active_rows, step_linear
 from elmo.modules.sequence import reverse_padded
 
 D_IN, D, H = 5, 4, 6
@@ -252,3 +252,37 @@ def test_fast_stack_dropout_is_the_same_in_training():
     fast = stack(inputs, [4, 3], fast=True)  # same dropout masks: same random draws
     for actual, expected in zip(fast.layers, exact.layers):
         assert torch.allclose(actual, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
+def test_prepacked_weights_without_grad_give_the_same_bits(fast, threads):
+    # Without gradients the per-step GEMMs use MKL-prepacked weights (step_linear): the exact
+    # path must keep every bit, or the chaotic fixture would drift.
+    config = LSTMConfig(num_layers=1, cell_size=64, projection_dim=32, cell_clip=3.0, projection_clip=3.0)
+    layer = LstmLayer(48, config)
+    lengths = [9, 7, 7, 2, 1]
+    inputs = padded_inputs(lengths, dim=48)
+    state = (torch.randn(5, 32) * 0.3, torch.randn(5, 64) * 0.3)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        plain_outputs, plain_state = layer(inputs, lengths, state, fast=fast)  # grad: linear
+        with torch.no_grad():
+            outputs, final_state = layer(inputs, lengths, state, fast=fast)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(outputs, plain_outputs.detach())
+    for actual, expected in zip(final_state, plain_state):
+        assert torch.equal(actual, expected.detach())
+
+
+@pytest.mark.parametrize("shape", [(12, 5), (256, 48), (4096, 128), (128, 1024)])
+def test_step_linear_is_linear_bit_for_bit(shape):
+    weight, bias = torch.randn(*shape), torch.randn(shape[0])
+    with torch.no_grad():
+        for rows in (1, 2, 3, 5, 17, 64, 100):
+            x = torch.randn(rows, shape[1])
+            assert torch.equal(step_linear(weight)(x), torch.nn.functional.linear(x, weight))
+            assert torch.equal(step_linear(weight)(x, bias), torch.nn.functional.linear(x, weight, bias))
+    assert step_linear(weight.requires_grad_())(x).grad_fn is not None  # grad mode: plain linear
