@@ -178,13 +178,14 @@ class LstmLayer(nn.Module):
         bias = (self.bias + self.forget_offset) * scale[:, 0]  # (4H,)
         time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
         projected = nn.functional.linear(time_major, self.input_weight * scale, bias)  # (T, B, 4H)
-        recurrent_weight = (self.recurrent_weight * scale).t()  # (D, 4H)
+        recurrent_weight = self.recurrent_weight * scale  # (4H, D)
+        recurrent = step_linear(recurrent_weight)
         project = step_linear(self.projection_weight)
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for index in order:
             rows = active_rows(lengths, index)
-            gates = torch.addmm(projected[index, :rows], hidden[:rows], recurrent_weight)
+            gates = projected[index, :rows] + recurrent(hidden[:rows])  # (rows, 4H)
             new_hidden, new_memory = self._fast_cell(torch.sigmoid(gates), memory[:rows], project)
             if rows < batch:  # rows past their sentence keep their state and output zeros
                 memory = torch.cat([new_memory, memory[rows:]])
