@@ -169,6 +169,8 @@ class LstmLayer(nn.Module):
         * tanh is computed as ``2 * sigmoid(2x) - 1``, and the candidate's rows of the weights
           are doubled (exact: a power of two) so that one sigmoid covers all four gates. On CPU
           torch's tanh is several times slower than its sigmoid.
+        * The per-step recurrent and projection products use ``step_linear`` (prepacked weights
+          when no gradient is needed), as the exact path does.
         """
         hidden, memory = state
         batch, steps = inputs.shape[:2]
