@@ -41,7 +41,7 @@ from elmo.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from elmo.training.evaluate import evaluate_perplexity
+from elmo.training.evaluate import Perplexity, evaluate_perplexity
 from elmo.training.loop import RunState, fit
 from elmo.training.objective import LMObjective
 from elmo.training.optim import build_optimizer, build_scheduler
@@ -84,12 +84,16 @@ def run_training(config: TrainConfig) -> dict:
 
     valid_path = resolve_data_path(config.data.valid) if config.data.valid else None
 
+    scored: dict = {}  # step -> the whole validation file's Perplexity, reused at the end
+
     def evaluate() -> dict:
         if valid_path is None:
             return {}
         result = evaluate_perplexity(bilm, valid_path, vocab, config.data.eval_batch_size,
                                      config.data.unroll_steps, config.trainer.eval_max_batches,
                                      tokenizer=tokenizer)  # fmt: skip
+        if config.trainer.eval_max_batches is None:
+            scored[run.step] = result
         return {f"valid_{k}": v for k, v in result.as_dict().items() if v is not None}
 
     def checkpoint(state: RunState) -> None:
@@ -101,7 +105,11 @@ def run_training(config: TrainConfig) -> dict:
         autocast=_autocast(config.trainer.precision, device),
         evaluate=evaluate if world.is_main and valid_path else None, checkpoint=checkpoint,
         show_progress=world.is_main)  # fmt: skip
-    metrics = _finish(config, bilm, vocab, tokenizer, run, output_dir) if world.is_main else {}
+    metrics = (
+        _finish(config, bilm, vocab, tokenizer, run, output_dir, scored.get(run.step))
+        if world.is_main
+        else {}
+    )
     distributed.teardown(world)
     return metrics
 
@@ -227,9 +235,13 @@ def _checkpoint_payload(config, bilm, optimizer, scheduler, batchers, run, world
 
 def _finish(
     config: TrainConfig, bilm: BiLM, vocab: Vocabulary, tokenizer: Tokenizer, run: RunState,
-    output_dir: Path,
+    output_dir: Path, valid_scored: Optional[Perplexity] = None,
 ) -> dict:
-    """Export the model, score valid and test, write metrics.json."""
+    """Export the model, score valid and test, write metrics.json.
+
+    ``valid_scored``: the whole validation file scored after the last step already (the loop's
+    final validation with no ``eval_max_batches`` cap); reused instead of scoring it twice.
+    """
     model_dir = save_pretrained(bilm, output_dir / "model", vocab, tokenizer)
     log.info("pretrained model written to %s", model_dir)
     if config.export_published and tokenizer.kind != "words":
@@ -248,12 +260,16 @@ def _finish(
                "history": run.history}  # fmt: skip
     for split in ("valid", "test"):
         path = getattr(config.data, split)
-        if path:
+        if not path:
+            continue
+        if split == "valid" and valid_scored is not None:
+            result = valid_scored
+        else:
             result = evaluate_perplexity(bilm, resolve_data_path(path), vocab,
                                          config.data.eval_batch_size, config.data.unroll_steps,
                                          tokenizer=tokenizer)  # fmt: skip
-            metrics[split] = result.as_dict()
-            log.info("%s perplexity: %s", split, json.dumps(result.as_dict()))
+        metrics[split] = result.as_dict()
+        log.info("%s perplexity: %s", split, json.dumps(result.as_dict()))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
 

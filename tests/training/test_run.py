@@ -54,3 +54,42 @@ def test_raw_non_latin_text_trains_and_embeds(tmp_path):
     as_words = dataclasses.replace(tuned, tokenizer=TokenizerConfig(), output_dir=str(tmp_path / "w"))
     with pytest.raises(ValueError, match="fine-tuning keeps the model's tokenizer"):
         run_training(as_words)
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+def test_the_validation_file_is_scored_once_after_the_last_step(tmp_path, monkeypatch, cap):
+    """With no eval_max_batches cap, the loop's last validation is the final one: not run twice."""
+    import elmo.training.run as run_module
+
+    calls = []
+    real = run_module.evaluate_perplexity
+
+    def counting(bilm, path, *args, **kwargs):
+        calls.append(str(path))
+        return real(bilm, path, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "evaluate_perplexity", counting)
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(corpus_lines()[:40]) + "\n", encoding="utf-8")
+    config = TrainConfig(
+        model=BiLMConfig(
+            char_cnn=CharCNNConfig(char_embedding_dim=4, filters=[[1, 4], [2, 6]]),
+            lstm=LSTMConfig(num_layers=2, cell_size=16, projection_dim=8),
+        ),
+        output_dir=str(tmp_path / "run"),
+        export_published=False,
+    )
+    config.data.train = config.data.valid = str(text)
+    config.data.test = None
+    config.data.batch_size, config.data.unroll_steps = 4, 8
+    config.trainer.max_steps, config.trainer.eval_every = 2, 0
+    config.trainer.eval_max_batches = cap
+    config.trainer.num_threads = 1
+
+    metrics = run_training(config)
+
+    assert calls == [str(text)] * (1 if cap is None else 2)
+    last = metrics["history"][-1]
+    assert last["step"] == 2 and "valid_ppl" in last
+    if cap is None:  # the whole file both times: the same numbers
+        assert metrics["valid"]["ppl"] == last["valid_ppl"]
