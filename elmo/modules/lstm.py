@@ -75,6 +75,26 @@ def _can_prepack(weight: torch.Tensor) -> bool:
     )
 
 
+def _carry(
+    new_hidden: torch.Tensor, new_memory: torch.Tensor, hidden: torch.Tensor, memory: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step's output and the state after it, when only the first R of B rows ran the step.
+
+    Args:
+        new_hidden: (R, D) and new_memory: (R, H), the rows still inside their sentence.
+        hidden: (B, D) and memory: (B, H), the state before the step.
+
+    Returns:
+        output (B, D), zero for rows past their sentence; hidden (B, D) and memory (B, H), where
+        those rows keep their state.
+    """
+    rows, batch = new_hidden.shape[0], hidden.shape[0]
+    if rows == batch:
+        return new_hidden, new_hidden, new_memory
+    output = torch.cat([new_hidden, new_hidden.new_zeros(batch - rows, new_hidden.shape[1])])
+    return output, torch.cat([new_hidden, hidden[rows:]]), torch.cat([new_memory, memory[rows:]])
+
+
 class LstmLayer(nn.Module):
     """An LSTM with a clipped memory cell and a projected, clipped hidden state.
 
@@ -144,13 +164,7 @@ class LstmLayer(nn.Module):
             rows = active_rows(lengths, index)
             gates = input_linear(inputs[:rows, index]) + recurrent_linear(hidden[:rows], bias)
             new_hidden, new_memory = self._cell(gates, memory[:rows], project)  # (rows, 4H) in
-            if rows < batch:  # rows past their sentence keep their state and output zeros
-                memory = torch.cat([new_memory, memory[rows:]])
-                hidden = torch.cat([new_hidden, hidden[rows:]])
-                new_hidden = torch.cat([new_hidden, new_hidden.new_zeros(batch - rows, new_hidden.shape[1])])
-            else:
-                memory, hidden = new_memory, new_hidden
-            outputs[index] = new_hidden
+            outputs[index], hidden, memory = _carry(new_hidden, new_memory, hidden, memory)
         if steps == 0:
             return inputs.new_zeros(batch, 0, hidden.shape[-1]), (hidden, memory)
         return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
@@ -189,13 +203,7 @@ class LstmLayer(nn.Module):
             rows = active_rows(lengths, index)
             gates = projected[index, :rows] + recurrent(hidden[:rows])  # (rows, 4H)
             new_hidden, new_memory = self._fast_cell(torch.sigmoid(gates), memory[:rows], project)
-            if rows < batch:  # rows past their sentence keep their state and output zeros
-                memory = torch.cat([new_memory, memory[rows:]])
-                hidden = torch.cat([new_hidden, hidden[rows:]])
-                new_hidden = torch.cat([new_hidden, new_hidden.new_zeros(batch - rows, new_hidden.shape[1])])
-            else:
-                memory, hidden = new_memory, new_hidden
-            outputs[index] = new_hidden
+            outputs[index], hidden, memory = _carry(new_hidden, new_memory, hidden, memory)
         if steps == 0:
             return inputs.new_zeros(batch, 0, hidden.shape[-1]), (hidden, memory)
         return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
