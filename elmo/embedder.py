@@ -63,8 +63,9 @@ class ElmoEmbedder:
         cache_size: how many token vectors (layer 0) to keep, so that the character CNN runs
             once per word type (``elmo.token_cache``; exact, emptied when the weights change);
             0 turns the cache off.
-        fast: the LSTMs' fast recurrence (``LstmLayer._forward_fast``). About 1.5x faster, and
-            equal to the default up to float rounding: enough on trained weights, but not bit
+        fast: the LSTMs' fast recurrence (``LstmLayer._forward_fast``). 1.3-1.5x faster one
+            sentence at a time, a few percent at batch 64 (docs/benchmarks.md); equal to the
+            default up to float rounding: enough on trained weights, but not bit
             for bit, so chaotic weights such as the elmo-random-mid fixture drift (README,
             Exactness). Off by default.
     """
