@@ -158,13 +158,7 @@ def main() -> None:
                     "fast": mode == "fast", "repeats": args.repeats, "threads": args.threads,
                     "baseline": args.baseline is not None,
                 }  # fmt: skip
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", json.dumps(spec)],
-                    capture_output=True, text=True, env=env, cwd=REPO,
-                )  # fmt: skip
-                if done.returncode != 0:
-                    raise SystemExit(f"child failed for {spec}:\n{done.stderr[-3000:]}")
-                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result = run_in_child(__file__, spec, env)
                 achieved = flops * result["tokens_per_s"] / 1e9
                 if args.baseline:
                     cache, mode = "-", "baseline"
@@ -174,6 +168,17 @@ def main() -> None:
                     "fraction_of_peak": achieved / peak, "limit_tokens_per_s": peak * 1e9 / flops,
                 }  # fmt: skip
                 print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+
+
+def run_in_child(script: str, spec: dict, env: dict) -> dict:
+    """Run ``script --child SPEC`` in a fresh process (its own peak RSS); its last JSON line."""
+    done = subprocess.run(
+        [sys.executable, script, "--child", json.dumps(spec)],
+        capture_output=True, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"child failed for {spec}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def child_environment(threads: int, baseline: Path | None) -> dict:

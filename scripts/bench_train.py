@@ -16,19 +16,24 @@ where the steps run under bf16 autocast).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_embed import _cpu_model, child_environment, shape_config  # noqa: E402  (a sibling)
+from bench_embed import (  # noqa: E402  (a sibling)
+    _cpu_model,
+    child_environment,
+    run_in_child,
+    shape_config,
+)
 
 TEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "wiki.train.tokens"
 
@@ -36,7 +41,6 @@ TEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "wiki.train.tokens"
 def run_child(spec: dict) -> dict:
     """Time training steps of one configuration in this process (called in a fresh child)."""
     import contextlib
-    import dataclasses
 
     import torch
 
@@ -136,15 +140,7 @@ def main() -> None:
             "batch_size": args.batch_size, "unroll_steps": args.unroll_steps,
             "warmup": args.warmup, "steps": args.steps, "threads": args.threads,
         }  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(spec)],
-            capture_output=True, text=True, env=env, cwd=REPO,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"child failed for {spec}:\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        import dataclasses
-
+        result = run_in_child(__file__, spec, env)
         flops = training_flops_per_token(
             dataclasses.replace(shape_config(shape), vocab_size=result["vocab_size"])
         )

@@ -80,6 +80,13 @@ def iter_lines(paths_or_glob: PathsOrGlob) -> Iterator[str]:
     return read()
 
 
+def open_lines(source: LineSource) -> Iterable[str]:
+    """The lines of a ``LineSource``: a path or glob read lazily, a callable's lines, or itself."""
+    if isinstance(source, (str, os.PathLike)):
+        return iter_lines(source)
+    return source() if callable(source) else source
+
+
 def sentence_stream(
     lines: Iterable[str], tokenize: Callable[[str], list[str]] = str.split
 ) -> Iterator[list[str]]:
@@ -261,10 +268,8 @@ class LMBatcher:
 
     def _open_lines(self) -> Iterable[str]:
         source = self._lines
-        if isinstance(source, (str, os.PathLike)):
-            return iter_lines(source)
-        if callable(source):
-            return source()
+        if isinstance(source, (str, os.PathLike)) or callable(source):
+            return open_lines(source)
         if iter(source) is source:  # a generator or other one-shot iterator
             if self._one_shot_opened:
                 raise ValueError(

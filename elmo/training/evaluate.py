@@ -8,13 +8,12 @@ both.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from typing import NamedTuple, Optional
 
 import torch
 
-from elmo.data.stream import LineSource, LMBatcher, iter_lines
+from elmo.data.stream import LineSource, LMBatcher, open_lines
 from elmo.data.tokenizer import Tokenizer, word_tokenizer
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
@@ -109,7 +108,7 @@ def evaluate_perplexity(
     (forward_nll, tokens), (backward_nll, _) = totals
     if tokens <= 0:
         raise ValueError("no tokens were scored: the text is empty")
-    words = count_words(_open(lines), tokenizer) if complete else None
+    words = count_words(open_lines(lines), tokenizer) if complete else None
     return Perplexity(
         perplexity(forward_nll, tokens),
         perplexity(totals[1][0], totals[1][1]),
@@ -118,13 +117,6 @@ def evaluate_perplexity(
         perplexity(forward_nll + backward_nll, 2 * words) if words else None,
         words,
     )
-
-
-def _open(lines: LineSource) -> Iterable[str]:
-    """The lines of a path / glob or of a callable returning them."""
-    if isinstance(lines, (str, os.PathLike)):
-        return iter_lines(lines)
-    return lines() if callable(lines) else lines
 
 
 def _progress(batcher, backward: bool):
