@@ -10,12 +10,15 @@ rows still inside their sentence (so no work is spent on padding). This is also 
 arithmetic of AllenNLP's reference implementation, step for step. It matters: with the clips
 active the recurrence is chaotic enough that a 1e-7 rounding difference (a GEMM of another shape,
 one bias folded differently) grows to 1e-2 within 50 steps, so only the same order of operations
-reproduces the reference outputs to 1e-5.
+reproduces the reference outputs to 1e-5. The one liberty taken: the input projections of the
+positions with at least 16 real rows come from one GEMM over all of them (``hoisted_inputs``),
+since there a row's bits do not depend on how many rows share its GEMM (``rows_are_independent``
+checks this on the machine at hand).
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -65,6 +68,66 @@ def step_linear(weight: torch.Tensor) -> Callable:
     return lambda x, bias=None: nn.functional.linear(x, weight, bias)
 
 
+# From this many real rows up, a time step's input projection is read from one GEMM over all
+# such steps (``hoisted_inputs``) instead of a GEMM of its own. A row of an MKL GEMM has the same
+# bits whatever the number of rows beside it from 4 rows up on 1 thread and from 2 up on 2 threads
+# (scripts/bench_gemm_rows.py); 16 leaves a margin, and ``rows_are_independent`` checks it.
+HOIST_MIN_ROWS = 16
+
+_INDEPENDENT: Dict[tuple, bool] = {}
+
+
+def rows_are_independent(weight: torch.Tensor) -> bool:
+    """Whether ``linear`` gives each row the same bits in a GEMM of any number (>= 16) of rows.
+
+    True on CPU with MKL (and the row kernels of most BLAS); GPU libraries often pick another
+    kernel, or split the sum, by the row count. Checked once per weight shape, dtype, device and
+    thread count, on random data of that shape.
+    """
+    key = (tuple(weight.shape), weight.dtype, weight.device.type, torch.get_num_threads())
+    if key not in _INDEPENDENT:
+        generator = torch.Generator().manual_seed(0)
+        out_dim, in_dim = weight.shape
+        options = {"generator": generator, "dtype": weight.dtype}
+        x = torch.randn(320, in_dim, **options).to(weight.device)  # (320, in)
+        probe = (torch.randn(out_dim, in_dim, **options) * in_dim**-0.5).to(weight.device)
+        with torch.no_grad():
+            together = nn.functional.linear(x, probe)  # (320, out)
+            _INDEPENDENT[key] = all(
+                torch.equal(nn.functional.linear(x[start:end], probe), together[start:end])
+                for start, end in ((0, HOIST_MIN_ROWS), (100, 117), (150, 214), (240, 320))
+            )
+    return _INDEPENDENT[key]
+
+
+def hoisted_inputs(
+    inputs: torch.Tensor, lengths: List[int], weight: torch.Tensor
+) -> tuple[torch.Tensor, List[int]]:
+    """The input projections of every position with >= HOIST_MIN_ROWS real rows, as one GEMM.
+
+    Positions 0 .. S-1 have that many rows (rows are sorted by decreasing length). Their real
+    rows are gathered time-major, so that position t's rows are one contiguous block.
+
+    Args:
+        inputs: (B, T, D_in); lengths: B ints, non-increasing; weight: (4H, D_in).
+
+    Returns:
+        projected (N, 4H), N = the real rows of positions 0 .. S-1, and S + 1 offsets:
+        position t's rows are ``projected[offsets[t] : offsets[t + 1]]``.
+    """
+    steps = lengths[HOIST_MIN_ROWS - 1] if len(lengths) >= HOIST_MIN_ROWS else 0
+    rows = [active_rows(lengths, index) for index in range(steps)]
+    offsets = [0]
+    for count in rows:
+        offsets.append(offsets[-1] + count)
+    if steps == 0:
+        return inputs.new_zeros(0, weight.shape[0]), offsets
+    counts = torch.tensor(rows, device=inputs.device)  # (S,)
+    real = torch.arange(inputs.shape[0], device=inputs.device) < counts[:, None]  # (S, B)
+    packed = inputs[:, :steps].transpose(0, 1)[real]  # (N, D_in), time-major
+    return nn.functional.linear(packed, weight), offsets  # (N, 4H)
+
+
 def _can_prepack(weight: torch.Tensor) -> bool:
     return (
         weight.device.type == "cpu"
@@ -106,6 +169,11 @@ class LstmLayer(nn.Module):
         input_dim: size of each input vector.
         config: sizes and clip values.
     """
+
+    # The exact recurrence reads the input projections of positions with >= HOIST_MIN_ROWS real
+    # rows from one GEMM (``hoisted_inputs``) where that keeps every bit; False = one GEMM per
+    # step, the reference's literal loop (the tests' oracle).
+    hoist_inputs = True
 
     def __init__(self, input_dim: int, config: LSTMConfig) -> None:
         super().__init__()
@@ -158,11 +226,18 @@ class LstmLayer(nn.Module):
         input_linear, recurrent_linear, project = (
             step_linear(w) for w in (self.input_weight, self.recurrent_weight, self.projection_weight)
         )
+        projected, offsets = inputs.new_zeros(0), [0]
+        if self.hoist_inputs and rows_are_independent(self.input_weight):
+            projected, offsets = hoisted_inputs(inputs, lengths, self.input_weight)  # (N, 4H)
         outputs: List[Optional[torch.Tensor]] = [None] * steps
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for index in order:
             rows = active_rows(lengths, index)
-            gates = input_linear(inputs[:rows, index]) + recurrent_linear(hidden[:rows], bias)
+            if index + 1 < len(offsets):  # hoisted: the same bits as the step's own GEMM
+                step_input = projected[offsets[index] : offsets[index + 1]]  # (rows, 4H)
+            else:
+                step_input = input_linear(inputs[:rows, index])  # (rows, 4H)
+            gates = step_input + recurrent_linear(hidden[:rows], bias)
             new_hidden, new_memory = self._cell(gates, memory[:rows], project)  # (rows, 4H) in
             outputs[index], hidden, memory = _carry(new_hidden, new_memory, hidden, memory)
         if steps == 0:

@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from elmo.config import LSTMConfig
-from elmo.modules.lstm import LstmLayer, LstmStack, active_rows, step_linear
+from elmo.modules.lstm import (
+    HOIST_MIN_ROWS,
+    LstmLayer,
+    LstmStack,
+    active_rows,
+    hoisted_inputs,
+    rows_are_independent,
+    step_linear,
+)
 from elmo.modules.sequence import reverse_padded
 
 D_IN, D, H = 5, 4, 6
@@ -286,3 +294,71 @@ def test_step_linear_is_linear_bit_for_bit(shape):
             assert torch.equal(step_linear(weight)(x), torch.nn.functional.linear(x, weight))
             assert torch.equal(step_linear(weight)(x, bias), torch.nn.functional.linear(x, weight, bias))
     assert step_linear(weight.requires_grad_())(x).grad_fn is not None  # grad mode: plain linear
+
+
+def _batch_of_64(dim: int) -> tuple[torch.Tensor, list[int]]:
+    # 64 rows of varied lengths: positions with 64, 16-63 and fewer than 16 real rows.
+    drawn = torch.randint(1, 40, (64,), generator=torch.Generator().manual_seed(3))
+    lengths = sorted((int(n) for n in drawn), reverse=True)
+    return padded_inputs(lengths, dim=dim), lengths
+
+
+def test_hoisted_inputs_are_each_positions_own_projection():
+    weight = torch.randn(32, 24)
+    inputs, lengths = _batch_of_64(24)
+    projected, offsets = hoisted_inputs(inputs, lengths, weight)
+    assert len(offsets) == lengths[HOIST_MIN_ROWS - 1] + 1  # positions with >= 16 real rows
+    assert projected.shape == (offsets[-1], 32)
+    for index in range(len(offsets) - 1):
+        rows = active_rows(lengths, index)
+        assert offsets[index + 1] - offsets[index] == rows >= HOIST_MIN_ROWS
+        block = projected[offsets[index] : offsets[index + 1]]
+        assert torch.equal(block, torch.nn.functional.linear(inputs[:rows, index], weight))
+
+
+def test_hoisted_inputs_with_fewer_than_16_rows_hoist_nothing():
+    projected, offsets = hoisted_inputs(torch.randn(15, 6, 4), [6] * 15, torch.randn(8, 4))
+    assert projected.shape == (0, 8) and offsets == [0]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
+def test_hoisted_input_projections_keep_every_bit_at_batch_64(reverse, grad, threads, monkeypatch):
+    # The exact recurrence reads the input projections of positions with >= 16 real rows from
+    # one GEMM; it must give the bits of the reference's per-step loop (hoist_inputs=False).
+    # Chaotic weights (as the elmo-random-mid fixture's) would turn any 1e-7 into 1e-2.
+    config = LSTMConfig(
+        num_layers=2, cell_size=96, projection_dim=40, cell_clip=3.0, projection_clip=3.0
+    )
+    stack = LstmStack(config, input_dim=40)
+    with torch.no_grad():
+        for parameter in stack.parameters():
+            parameter.mul_(8.0)
+    inputs, lengths = _batch_of_64(40)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.set_grad_enabled(grad):
+            assert rows_are_independent(stack.layers[0].input_weight)
+            hoisted = stack(inputs, lengths, reverse=reverse)
+            monkeypatch.setattr(LstmLayer, "hoist_inputs", False)
+            per_step = stack(inputs, lengths, reverse=reverse)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(hoisted.layers) == 2
+    expected = per_step.layers + [*per_step.state]
+    for actual, reference in zip(hoisted.layers + [*hoisted.state], expected):
+        assert torch.equal(actual, reference)
+
+
+def test_without_independent_rows_each_step_has_its_own_gemm(monkeypatch):
+    # Where a BLAS rounds a row by the row count (GPU libraries may), nothing is hoisted.
+    calls = []
+    monkeypatch.setattr("elmo.modules.lstm.rows_are_independent", lambda weight: False)
+    monkeypatch.setattr("elmo.modules.lstm.hoisted_inputs", lambda *args: calls.append(args))
+    layer = make_layer(input_dim=D_IN)
+    inputs, lengths = _batch_of_64(D_IN)
+    state = (torch.zeros(64, D), torch.zeros(64, H))
+    outputs, _ = layer(inputs, lengths, state)
+    assert calls == [] and outputs.shape == (64, max(lengths), D)
