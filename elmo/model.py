@@ -8,7 +8,10 @@ projection, read the sentence in opposite directions. The three ELMo layers are 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, NamedTuple, Optional, TypeVar
 
 import torch
 from torch import nn
@@ -18,6 +21,8 @@ from elmo.data.characters import boundary_char_ids
 from elmo.modules.char_cnn import CharCNN
 from elmo.modules.lstm import LstmStack, LstmState, StackOutput
 from elmo.modules.sequence import add_sentence_boundaries, lengths_from_mask
+
+T = TypeVar("T")
 
 
 class BiLMState(NamedTuple):
@@ -107,6 +112,9 @@ class BiLM(nn.Module):
     ) -> BiLMOutput:
         """Run both LSTM stacks over token vectors that already include the boundaries.
 
+        For inference on a CPU with two or more torch threads, the backward stack runs on a
+        side thread while the forward one runs (``concurrent_directions``); the bits are the same.
+
         Args:
             tokens: (B, T, D) token vectors; mask: (B, T) bool, real tokens first in each row.
             state: each row's initial state, or None for zeros.
@@ -117,17 +125,34 @@ class BiLM(nn.Module):
             BiLMOutput (layers (L, B, T, 2D)).
         """
         tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)  # zero the padding positions
+        run_backward = functools.partial(
+            run_sorted, self.backward_lstm, tokens, mask,
+            None if state is None else state.backward, reverse=True, fast=fast,
+        )  # fmt: skip
+        pending = _on_side_thread(run_backward) if self._concurrent(tokens) else None
         forward = run_sorted(
             self.forward_lstm, tokens, mask, None if state is None else state.forward, fast=fast
         )
-        backward = run_sorted(
-            self.backward_lstm, tokens, mask, None if state is None else state.backward,
-            reverse=True, fast=fast,
-        )  # fmt: skip
+        backward = pending() if pending is not None else run_backward()
         layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T, 2D)
         for forward_layer, backward_layer in zip(forward.layers, backward.layers):
             layers.append(torch.cat([forward_layer, backward_layer], dim=-1))  # (B, T, 2D)
         return BiLMOutput(torch.stack(layers), mask, BiLMState(forward.state, backward.state))
+
+    # Inference on a CPU with several threads runs the backward stack on a second Python thread
+    # while the forward one runs (torch releases the GIL in its ops): the many small per-step
+    # products of either stack leave cores idle that the other can use. Same bits either way;
+    # False runs them one after the other.
+    concurrent_directions = True
+
+    def _concurrent(self, tokens: torch.Tensor) -> bool:
+        return (
+            self.concurrent_directions
+            and tokens.device.type == "cpu"
+            and not torch.is_grad_enabled()
+            and not self.training  # dropout masks must be drawn in a fixed order
+            and torch.get_num_threads() > 1
+        )
 
     def language_model(
         self,
@@ -202,6 +227,23 @@ def run_sorted(
         for layer in output.layers
     ]  # N x (B, T, D)
     return StackOutput(layers, _select_rows(output.state, restore))
+
+
+_POOL: Optional[tuple[int, ThreadPoolExecutor]] = None  # (the process id, its pool)
+
+
+def _on_side_thread(function: Callable[[], T]) -> Callable[[], T]:
+    """Start ``function`` on the side thread, in the caller's grad mode; -> wait for its result."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has no copy of the thread
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="elmo-backward"))
+    inference = torch.is_inference_mode_enabled()
+
+    def in_callers_mode() -> T:
+        with torch.inference_mode(inference), torch.no_grad():
+            return function()
+
+    return _POOL[1].submit(in_callers_mode).result
 
 
 def _select_rows(state: LstmState, rows: torch.Tensor) -> LstmState:

@@ -134,3 +134,91 @@ def test_empty_batch_and_mismatched_state(tiny_bilm):
     state = tiny_bilm(batch_to_ids([["a"]])).state
     with pytest.raises(ValueError, match="state holds 1 rows but the batch has 2"):
         tiny_bilm(batch_to_ids([["a"], ["b"]]), state)
+
+
+def _threads_running_the_stacks(model: BiLM, monkeypatch) -> list[str]:
+    import threading
+
+    import elmo.model
+
+    names = []
+    run_sorted = elmo.model.run_sorted
+
+    def recording(*args, **kwargs):
+        names.append(threading.current_thread().name)
+        return run_sorted(*args, **kwargs)
+
+    monkeypatch.setattr(elmo.model, "run_sorted", recording)
+    return names
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_the_two_directions_run_concurrently_with_the_same_bits(mode, tiny_config, monkeypatch):
+    # Inference on a CPU with 2+ threads runs the backward stack on a side thread, in the
+    # caller's grad mode; the layers and the state keep every bit of the serial run.
+    model = BiLM(tiny_config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(4.0)  # chaotic, as the elmo-random-mid fixture: 1e-7 would show
+    ids = batch_to_ids(SENTENCES * 5)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    context = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    try:
+        names = _threads_running_the_stacks(model, monkeypatch)
+        with context():
+            together = model(ids)
+        assert sorted(name.startswith("elmo-backward") for name in names) == [False, True]
+        assert together.layers.is_inference() == (mode == "inference_mode")
+        monkeypatch.setattr(BiLM, "concurrent_directions", False)
+        with context():
+            serial = model(ids)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(together.layers, serial.layers)
+    for actual, expected in zip(together.state, serial.state):
+        assert torch.equal(actual.hidden, expected.hidden)
+        assert torch.equal(actual.memory, expected.memory)
+
+
+def test_with_gradients_dropout_or_one_thread_the_directions_run_in_turn(tiny_config, monkeypatch):
+    model = BiLM(tiny_config)
+    names = _threads_running_the_stacks(model, monkeypatch)
+    ids = batch_to_ids(SENTENCES)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model.eval()(ids).layers.sum().backward()  # gradients
+        with torch.no_grad():
+            model.train()(ids)  # dropout
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            model.eval()(ids)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(names) == 6 and not any(name.startswith("elmo-backward") for name in names)
+
+
+def test_an_error_in_the_backward_stack_reaches_the_caller(tiny_bilm, monkeypatch):
+    def failing(*args, **kwargs):
+        raise RuntimeError("backward stack failed")
+
+    monkeypatch.setattr(tiny_bilm.backward_lstm, "forward", failing)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad(), pytest.raises(RuntimeError, match="backward stack failed"):
+            tiny_bilm(batch_to_ids(SENTENCES))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_a_forked_child_starts_a_side_thread_of_its_own(monkeypatch):
+    # A forked child has no copy of its parent's side thread: waiting on it would hang.
+    import elmo.model
+
+    assert elmo.model._on_side_thread(lambda: 1)() == 1
+    parents = elmo.model._POOL
+    monkeypatch.setattr(elmo.model.os, "getpid", lambda: -1)  # as in a forked child
+    assert elmo.model._on_side_thread(lambda: 2)() == 2
+    assert elmo.model._POOL[1] is not parents[1]
