@@ -19,7 +19,7 @@ from torch import nn
 from elmo.config import BiLMConfig
 from elmo.data.characters import boundary_char_ids
 from elmo.modules.char_cnn import CharCNN
-from elmo.modules.lstm import LstmStack, LstmState, StackOutput
+from elmo.modules.lstm import LstmStack, LstmState, StackOutput, one_thread_per_stack
 from elmo.modules.sequence import add_sentence_boundaries, lengths_from_mask
 
 T = TypeVar("T")
@@ -129,10 +129,13 @@ class BiLM(nn.Module):
             run_sorted, self.backward_lstm, tokens, mask,
             None if state is None else state.backward, reverse=True, fast=fast,
         )  # fmt: skip
-        pending = _on_side_thread(run_backward) if self._concurrent(tokens) else None
-        forward = run_sorted(
-            self.forward_lstm, tokens, mask, None if state is None else state.forward, fast=fast
-        )
+        concurrent = self._concurrent(tokens)
+        pending = _on_side_thread(_one_thread(run_backward)) if concurrent else None
+        run_forward = functools.partial(
+            run_sorted, self.forward_lstm, tokens, mask,
+            None if state is None else state.forward, fast=fast,
+        )  # fmt: skip
+        forward = _one_thread(run_forward)() if concurrent else run_forward()
         backward = pending() if pending is not None else run_backward()
         layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T, 2D)
         for forward_layer, backward_layer in zip(forward.layers, backward.layers):
@@ -141,8 +144,9 @@ class BiLM(nn.Module):
 
     # Inference on a CPU with several threads runs the backward stack on a second Python thread
     # while the forward one runs (torch releases the GIL in its ops): the many small per-step
-    # products of either stack leave cores idle that the other can use. Same bits either way;
-    # False runs them one after the other.
+    # products of either stack leave cores idle that the other can use. Each stack then runs
+    # its steps of 16 rows or more on one torch thread (``one_thread_per_stack``), so that the
+    # two do not contend for both cores. Same bits either way; False runs them one after the other.
     concurrent_directions = True
 
     def _concurrent(self, tokens: torch.Tensor) -> bool:
@@ -230,6 +234,16 @@ def run_sorted(
 
 
 _POOL: Optional[tuple[int, ThreadPoolExecutor]] = None  # (the process id, its pool)
+
+
+def _one_thread(function: Callable[[], T]) -> Callable[[], T]:
+    """``function`` inside ``one_thread_per_stack`` (one thread per stack, where bit-exact)."""
+
+    def run() -> T:
+        with one_thread_per_stack():
+            return function()
+
+    return run
 
 
 def _on_side_thread(function: Callable[[], T]) -> Callable[[], T]:

@@ -18,7 +18,9 @@ checks this on the machine at hand).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Optional
+import contextlib
+import threading
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -98,6 +100,55 @@ def rows_are_independent(weight: torch.Tensor) -> bool:
                 for start, end in ((0, HOIST_MIN_ROWS), (100, 117), (150, 214), (240, 320))
             )
     return _INDEPENDENT[key]
+
+
+_ONE_THREAD: Dict[tuple, bool] = {}
+_CALLER_THREADS = threading.local()  # .count: set inside ``one_thread_per_stack``
+
+
+def same_bits_on_one_thread(weight: torch.Tensor) -> bool:
+    """Whether ``linear`` with >= 16 rows gives the same bits on 1 thread as on the current count.
+
+    True with MKL on CPU, where only some products of 5-11 rows round by thread count. Checked
+    once per weight shape, dtype and thread count, on random data of that shape.
+    """
+    threads = torch.get_num_threads()
+    key = (tuple(weight.shape), weight.dtype, threads)
+    if key not in _ONE_THREAD:
+        generator = torch.Generator().manual_seed(1)
+        out_dim, in_dim = weight.shape
+        x = torch.randn(80, in_dim, generator=generator, dtype=weight.dtype)  # (80, in)
+        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+        bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
+        with torch.no_grad():
+            products = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
+            torch.set_num_threads(1)
+            try:
+                alone = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
+            finally:
+                torch.set_num_threads(threads)
+        _ONE_THREAD[key] = all(torch.equal(a, b) for a, b in zip(products, alone))
+    return _ONE_THREAD[key]
+
+
+@contextlib.contextmanager
+def one_thread_per_stack() -> Iterator[None]:
+    """Within this (per Python thread): the exact recurrence runs on one torch thread.
+
+    For a stack that runs beside another one (``BiLM.concurrent_directions``): two stacks on one
+    thread each keep two cores busy without the two sharing each core. Steps with fewer than
+    HOIST_MIN_ROWS rows keep the caller's thread count, since some products of 5-11 rows round
+    by thread count; from 16 rows up the bits are the same (``same_bits_on_one_thread``), and
+    the gate arithmetic splits its work between threads at multiples of 32 elements when the
+    cell size is a multiple of 64, so its bits do not change either.
+    """
+    outer = getattr(_CALLER_THREADS, "count", None)
+    _CALLER_THREADS.count = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(_CALLER_THREADS.count)
+        _CALLER_THREADS.count = outer
 
 
 def hoisted_inputs(
@@ -226,6 +277,9 @@ class LstmLayer(nn.Module):
         input_linear, recurrent_linear, project = (
             step_linear(w) for w in (self.input_weight, self.recurrent_weight, self.projection_weight)
         )
+        caller_threads = self._caller_threads()  # None: keep the thread count as it is
+        if caller_threads is not None:
+            torch.set_num_threads(1 if batch >= HOIST_MIN_ROWS else caller_threads)
         projected, offsets = inputs.new_zeros(0), [0]
         if self.hoist_inputs and rows_are_independent(self.input_weight):
             projected, offsets = hoisted_inputs(inputs, lengths, self.input_weight)  # (N, 4H)
@@ -233,6 +287,10 @@ class LstmLayer(nn.Module):
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         for index in order:
             rows = active_rows(lengths, index)
+            if caller_threads is not None:
+                threads = 1 if rows >= HOIST_MIN_ROWS else caller_threads
+                if threads != torch.get_num_threads():  # rows only fall (reversed: only rise)
+                    torch.set_num_threads(threads)
             if index + 1 < len(offsets):  # hoisted: the same bits as the step's own GEMM
                 step_input = projected[offsets[index] : offsets[index + 1]]  # (rows, 4H)
             else:
@@ -243,6 +301,16 @@ class LstmLayer(nn.Module):
         if steps == 0:
             return inputs.new_zeros(batch, 0, hidden.shape[-1]), (hidden, memory)
         return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
+
+    def _caller_threads(self) -> Optional[int]:
+        """Inside ``one_thread_per_stack`` where that keeps every bit: the caller's thread count."""
+        caller = getattr(_CALLER_THREADS, "count", None)
+        if caller is None or caller == 1 or self.cell_size % 64 != 0:
+            return None
+        weights = (self.input_weight, self.recurrent_weight, self.projection_weight)
+        if not all(same_bits_on_one_thread(weight) for weight in weights):
+            return None
+        return caller
 
     def _forward_fast(
         self,

@@ -13,7 +13,9 @@ from elmo.modules.lstm import (
     LstmStack,
     active_rows,
     hoisted_inputs,
+    one_thread_per_stack,
     rows_are_independent,
+    same_bits_on_one_thread,
     step_linear,
 )
 from elmo.modules.sequence import reverse_padded
@@ -362,3 +364,69 @@ def test_without_independent_rows_each_step_has_its_own_gemm(monkeypatch):
     state = (torch.zeros(64, D), torch.zeros(64, H))
     outputs, _ = layer(inputs, lengths, state)
     assert calls == [] and outputs.shape == (64, max(lengths), D)
+
+
+def _threads_by_rows(layer: LstmLayer, monkeypatch) -> list[tuple[int, int]]:
+    seen = []
+    cell = layer._cell
+
+    def recording(gates, memory, project):
+        seen.append((gates.shape[0], torch.get_num_threads()))
+        return cell(gates, memory, project)
+
+    monkeypatch.setattr(layer, "_cell", recording)
+    return seen
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
+def test_one_thread_per_stack_keeps_every_bit_and_the_callers_thread_count(reverse, monkeypatch):
+    # Beside another stack, the recurrence runs on one thread from 16 rows up, and on the
+    # caller's count below (where some products of 5-11 rows round by thread count).
+    config = LSTMConfig(
+        num_layers=1, cell_size=128, projection_dim=48, cell_clip=3.0, projection_clip=3.0
+    )
+    layer = LstmLayer(48, config)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.mul_(8.0)  # chaotic: any 1e-7 would show
+    inputs, lengths = _batch_of_64(48)
+    state = (torch.zeros(64, 48), torch.zeros(64, 128))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            expected = layer(inputs, lengths, state, reverse=reverse)
+            seen = _threads_by_rows(layer, monkeypatch)
+            with one_thread_per_stack():
+                actual = layer(inputs, lengths, state, reverse=reverse)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert all(threads == (1 if rows >= HOIST_MIN_ROWS else 2) for rows, threads in seen)
+    assert {threads for _, threads in seen} == {1, 2}
+    assert torch.equal(actual[0], expected[0])
+    assert all(torch.equal(a, b) for a, b in zip(actual[1], expected[1]))
+
+
+def test_one_thread_per_stack_leaves_cells_not_a_multiple_of_64_alone(monkeypatch):
+    # The gate arithmetic's split between threads keeps its bits only for such cell sizes.
+    layer = make_layer()  # H = 6
+    seen = _threads_by_rows(layer, monkeypatch)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad(), one_thread_per_stack():
+            layer(padded_inputs(LENGTHS), LENGTHS, random_state(len(LENGTHS)))
+    finally:
+        torch.set_num_threads(previous)
+    assert seen and all(threads == 2 for _, threads in seen)
+
+
+@pytest.mark.parametrize("shape", [(16384, 512), (512, 4096), (4096, 128), (128, 1024)])
+def test_the_published_shapes_products_have_the_same_bits_on_one_thread(shape):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert same_bits_on_one_thread(torch.empty(*shape))
+    finally:
+        torch.set_num_threads(previous)
