@@ -114,17 +114,10 @@ def main() -> None:
         help="fraction of N per shape, and for batch size 1 (keeps the run short)",
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--text", type=Path, default=TEXT)
-    parser.add_argument("--json", action="store_true", help="one JSON object per row")
-    parser.add_argument(
-        "--baseline", type=Path, help="time the elmo package in this source tree instead (e.g. an "
-        "older commit's `git archive`); the rows are labelled 'baseline'",
-    )  # fmt: skip
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_child(json.loads(args.child))))
+    add_run_options(parser, TEXT, "time the elmo package in this source tree instead (e.g. an "
+                    "older commit's `git archive`); the rows are labelled 'baseline'")  # fmt: skip
+    args = parse_or_run_child(parser, run_child)
+    if args is None:
         return
 
     import torch
@@ -168,6 +161,24 @@ def main() -> None:
                     "fraction_of_peak": achieved / peak, "limit_tokens_per_s": peak * 1e9 / flops,
                 }  # fmt: skip
                 print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+
+
+def add_run_options(parser: argparse.ArgumentParser, text: Path, baseline_help: str) -> None:
+    """The options both benchmark scripts share: threads, text, JSON rows, a baseline tree."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--text", type=Path, default=text)
+    parser.add_argument("--json", action="store_true", help="one JSON object per row")
+    parser.add_argument("--baseline", type=Path, help=baseline_help)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # set by ``run_in_child``
+
+
+def parse_or_run_child(parser: argparse.ArgumentParser, run_child) -> argparse.Namespace | None:
+    """The parsed options; or, in a child (``--child SPEC``), print ``run_child(SPEC)`` -> None."""
+    args = parser.parse_args()
+    if not args.child:
+        return args
+    print(json.dumps(run_child(json.loads(args.child))))
+    return None
 
 
 def run_in_child(script: str, spec: dict, env: dict) -> dict:

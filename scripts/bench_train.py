@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_embed import (  # noqa: E402  (a sibling)
     _cpu_model,
+    add_run_options,
     child_environment,
+    parse_or_run_child,
     run_in_child,
     shape_config,
 )
@@ -104,18 +106,11 @@ def main() -> None:
     parser.add_argument("--unroll-steps", type=int, default=20, help="T, tokens per window")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument("--text", type=Path, default=TEXT)
-    parser.add_argument("--json", action="store_true", help="one JSON object per row")
-    parser.add_argument(
-        "--baseline", type=Path, help="time the elmo package in this source tree instead (rows "
-        "labelled 'baseline'; use with --modes exact)",
-    )  # fmt: skip
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_child(json.loads(args.child))))
+    add_run_options(parser, TEXT, "time the elmo package in this source tree instead (rows "
+                    "labelled 'baseline'; use with --modes exact)")  # fmt: skip
+    args = parse_or_run_child(parser, run_child)
+    if args is None:
         return
 
     import torch
