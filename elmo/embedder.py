@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -17,12 +18,12 @@ from torch import nn
 from elmo.config import POOLINGS
 from elmo.data.characters import batch_to_ids
 from elmo.data.tokenizer import Tokenizer, word_tokenizer
-from elmo.model import BiLM, BiLMState
-from elmo.modules.lstm import LstmState
+from elmo.kernels import RecurrenceKernel
+from elmo.model import BiLM, BiLMState, overlay_rows
 from elmo.modules.pooling import pool_pieces
 from elmo.modules.scalar_mix import ScalarMix
 from elmo.modules.sequence import remove_sentence_boundaries
-from elmo.token_cache import TokenVectorCache
+from elmo.modules.token_cache import TokenVectorCache
 
 Sentence = Union[str, Sequence[str]]  # a whitespace-tokenized string or a list of tokens
 OUTPUTS = ("all", "top", "average")
@@ -61,13 +62,14 @@ class ElmoEmbedder:
             from its pieces; "pieces" one per piece (``units_of`` lists them).
         pooling: how a word's pieces are pooled: first | last | mean (default: the tokenizer's).
         cache_size: how many token vectors (layer 0) to keep, so that the character CNN runs
-            once per word type (``elmo.token_cache``; exact, emptied when the weights change);
-            0 turns the cache off.
-        fast: the LSTMs' fast recurrence (``LstmLayer._forward_fast``). 1.3-1.5x faster one
-            sentence at a time, a few percent at batch 64 (docs/benchmarks.md); equal to the
-            default up to float rounding: enough on trained weights, but not bit
-            for bit, so chaotic weights such as the elmo-random-mid fixture drift (README,
-            Exactness). Off by default.
+            once per word type (``elmo.modules.token_cache``; exact, emptied when the weights
+            change); 0 turns the cache off. The cache is the biLM's token encoder's
+            (``BiLM.use_token_cache``): each embedder starts it empty.
+        kernel: the recurrence kernel, by name (``elmo.kernels``): "exact" keeps every bit of
+            the reference; "fused" is equal up to float rounding (README, Exactness). None (the
+            default) keeps the biLM's (``BiLM.kernel``, "exact" unless set). It sets
+            ``bilm.kernel``.
+        fast: deprecated; ``kernel="fused"``.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ElmoEmbedder:
         units: str = "words",
         pooling: Optional[str] = None,
         cache_size: int = 50_000,
+        kernel: str | RecurrenceKernel | None = None,
         fast: bool = False,
     ) -> None:
         if batch_size <= 0:
@@ -95,8 +98,15 @@ class ElmoEmbedder:
         self.bilm = bilm.to(self.device).eval()
         self.batch_size = batch_size
         self.stateful = stateful
-        self.token_cache = TokenVectorCache(cache_size)
-        self.fast = fast
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
+        if fast:
+            warnings.warn("ElmoEmbedder(fast=True) is deprecated; use kernel='fused'",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            kernel = kernel or "fused"
+        if kernel is not None:
+            self.bilm.kernel = kernel
+        self.bilm.use_token_cache(cache_size)
         self._state: Optional[BiLMState] = None
 
     @classmethod
@@ -119,6 +129,12 @@ class ElmoEmbedder:
     @property
     def num_layers(self) -> int:
         return self.bilm.num_layers
+
+    @property
+    def token_cache(self) -> TokenVectorCache:
+        """The biLM's token-vector cache (an empty one of size 0 when off), for its counts."""
+        cache = self.bilm.token_cache
+        return cache if cache is not None else TokenVectorCache(0)
 
     @property
     def dim(self) -> int:
@@ -161,9 +177,7 @@ class ElmoEmbedder:
         char_ids = batch_to_ids(tokens, self.bilm.config.char_cnn.max_characters_per_token)
         char_ids = char_ids.to(self.device)  # (B, T, W)
         state = self._initial_state(len(tokens)) if self.stateful else None
-        framed, mask = self.bilm.frame(char_ids)  # (B, T+2, W), (B, T+2)
-        tokens = self.token_cache.token_vectors(self.bilm.char_cnn, framed)  # (B, T+2, D)
-        output = self.bilm.contextualize(tokens, mask, state, fast=self.fast)
+        output = self.bilm(char_ids, state)
         if self.stateful:
             self._keep_state(output.state)
         layers, mask = _strip_boundaries(output.layers, output.mask)
@@ -219,18 +233,11 @@ class ElmoEmbedder:
     def _initial_state(self, batch_size: int) -> BiLMState:
         """The carried state of the first ``batch_size`` rows; rows never seen start at zero."""
         zeros = self.bilm.initial_state(batch_size)
-        if self._state is None:
-            return zeros
-        return BiLMState(*(
-            _overlay_rows(fresh, kept) for fresh, kept in zip(zeros, self._state)
-        ))
+        return zeros if self._state is None else overlay_rows(zeros, self._state)
 
     def _keep_state(self, final: BiLMState) -> None:
         """Store each row's final state; rows beyond this batch keep theirs."""
-        if self._state is None:
-            self._state = final
-            return
-        self._state = BiLMState(*(_overlay_rows(kept, new) for kept, new in zip(self._state, final)))
+        self._state = final if self._state is None else overlay_rows(self._state, final)
 
 
 def _pool_words(
@@ -253,15 +260,6 @@ def _strip_boundaries(layers: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
     """(L, B, T + 2, 2D) and (B, T + 2) -> (L, B, T, 2D) and (B, T), without <S> and </S>."""
     stripped, mask = remove_sentence_boundaries(layers.permute(1, 2, 0, 3), mask)  # (B, T, L, 2D)
     return stripped.permute(2, 0, 1, 3), mask
-
-
-def _overlay_rows(base: LstmState, top: LstmState) -> LstmState:
-    """``base`` with its first rows replaced by ``top``'s (as many as both have)."""
-    rows = min(base.hidden.shape[1], top.hidden.shape[1])
-    hidden, memory = base.hidden.clone(), base.memory.clone()
-    hidden[:, :rows] = top.hidden[:, :rows]
-    memory[:, :rows] = top.memory[:, :rows]
-    return LstmState(hidden, memory)
 
 
 def _check_output(output: Union[str, int], num_layers: int) -> None:
@@ -304,6 +302,8 @@ class Elmo(nn.Module):
         keep_sentence_boundaries: keep the ``<S>``/``</S>`` positions in the output.
         requires_grad: fine-tune the biLM's weights too (otherwise it is frozen, no graph kept).
         scalar_mix_parameters: fixed mix weights (pre-softmax); the mix is then not learned.
+        kernel: the recurrence kernel by name (``elmo.kernels``; None keeps the biLM's). It sets
+            ``bilm.kernel``.
 
     The biLM always runs in eval mode (no biLM dropout), frozen or not.
     """
@@ -317,11 +317,14 @@ class Elmo(nn.Module):
         keep_sentence_boundaries: bool = False,
         requires_grad: bool = False,
         scalar_mix_parameters: Optional[Sequence[float]] = None,
+        kernel: str | RecurrenceKernel | None = None,
     ) -> None:
         super().__init__()
         if num_output_representations < 1:
             raise ValueError(f"num_output_representations must be >= 1, got {num_output_representations}")
         self.bilm = bilm
+        if kernel is not None:
+            bilm.kernel = kernel
         self.requires_grad = requires_grad
         self.bilm.requires_grad_(requires_grad)
         self.keep_sentence_boundaries = keep_sentence_boundaries

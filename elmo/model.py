@@ -1,39 +1,48 @@
-"""The biLM: one character encoder feeding a forward and a backward LSTM stack.
+"""The biLM: a token encoder, one contextualiser per direction, and a shared softmax.
 
 The published ELMo (Peters et al., 2018, Sec. 3.1 and 3.4): a character CNN gives a
 context-independent vector per token; a forward LM and a backward LM, each a stack of LSTMs with
-projection, read the sentence in opposite directions. The three ELMo layers are the token layer
-(duplicated to 2D so all layers have one size) and the N LSTM layers, each ``[forward | backward]``.
+projection, read the sentence in opposite directions, and share the softmax that predicts the
+next (previous) token. The ELMo layers are the token layer (duplicated to 2D so all layers have
+one size) and the N contextual layers, each ``[forward | backward]``.
+
+The parts, each behind a seam of its own (docs/architecture.md):
+
+* the token encoder, ``CharCNN``, with an optional cache of token vectors (``use_token_cache``);
+* the contextualiser, built once per direction (``elmo.modules.contextualizer``);
+* the recurrence kernel that runs it (``kernel``, ``elmo.kernels``);
+* the softmax (``elmo.modules.softmax``).
+
+Callers see ``forward`` (embedding), ``language_model`` (one direction, for training and
+scoring) and the state helpers; nothing outside this module knows the stages in between.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, NamedTuple, Optional, TypeVar
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from elmo.config import BiLMConfig
 from elmo.data.characters import boundary_char_ids
+from elmo.kernels import DEFAULT_KERNEL, RecurrenceKernel, get_kernel
 from elmo.modules.char_cnn import CharCNN
-from elmo.modules.lstm import LstmStack, LstmState, StackOutput, one_thread_per_stack
-from elmo.modules.sequence import add_sentence_boundaries, lengths_from_mask
-
-T = TypeVar("T")
+from elmo.modules.contextualizer import ContextualizerOutput, build_contextualizer
+from elmo.modules.sequence import add_sentence_boundaries
+from elmo.modules.token_cache import TokenVectorCache
 
 
 class BiLMState(NamedTuple):
-    """Recurrent state of both directions, for stateful use across batches."""
+    """Recurrent state of both directions, for stateful use across batches (opaque to callers:
+    each direction's is a NamedTuple of tensors whose dimension 1 is the batch row)."""
 
-    forward: LstmState
-    backward: LstmState
+    forward: Any
+    backward: Any
 
 
 class BiLMOutput(NamedTuple):
-    layers: torch.Tensor  # (L, B, T + 2, 2D), L = 1 + number of LSTM layers; zero at padding
+    layers: torch.Tensor  # (L, B, T + 2, 2D), L = 1 + contextual layers; zero at padding
     mask: torch.Tensor  # (B, T + 2) bool, True for <S>, the tokens and </S>
     state: BiLMState  # each row's final state: forward after </S>, backward after <S>
 
@@ -44,19 +53,39 @@ class BiLM(nn.Module):
     Args:
         config: the model's sizes. ``config.vocab_size > 0`` adds the softmax shared by both
             directions (needed to train or score text, not to embed).
+        kernel: the recurrence kernel's name (``elmo.kernels.KERNELS``) or a kernel; "exact",
+            the default, keeps every bit of the reference implementation.
     """
 
-    def __init__(self, config: BiLMConfig) -> None:
+    def __init__(self, config: BiLMConfig, kernel: str | RecurrenceKernel = DEFAULT_KERNEL) -> None:
         super().__init__()
         self.config = config.validate()
         dim = config.lstm.projection_dim
         self.char_cnn = CharCNN(config.char_cnn, output_dim=dim)
-        self.forward_lstm = LstmStack(config.lstm, input_dim=dim, dropout=config.dropout)
-        self.backward_lstm = LstmStack(config.lstm, input_dim=dim, dropout=config.dropout)
+        # The attribute names are the checkpoint format's ("forward_lstm.layers.0.input_weight").
+        self.forward_lstm = build_contextualizer("lstm", config, input_dim=dim)
+        self.backward_lstm = build_contextualizer("lstm", config, input_dim=dim)
         self.softmax = _build_softmax(config) if config.vocab_size > 0 else None
         bos, eos = boundary_char_ids(config.char_cnn.max_characters_per_token)
         self.register_buffer("bos_char_ids", bos, persistent=False)  # (W,)
         self.register_buffer("eos_char_ids", eos, persistent=False)  # (W,)
+        self.kernel = kernel
+
+    @property
+    def kernel(self) -> RecurrenceKernel:
+        """The recurrence kernel both directions run on; set it by name or as a kernel."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, kernel: str | RecurrenceKernel) -> None:
+        self._kernel = get_kernel(kernel)
+        for direction in self.directions:
+            direction.kernel = self._kernel
+
+    @property
+    def directions(self) -> tuple[nn.Module, nn.Module]:
+        """The forward and the backward contextualiser."""
+        return self.forward_lstm, self.backward_lstm
 
     @property
     def output_dim(self) -> int:
@@ -65,204 +94,121 @@ class BiLM(nn.Module):
 
     @property
     def num_layers(self) -> int:
-        """L: the token layer plus the LSTM layers."""
-        return 1 + self.config.lstm.num_layers
+        """L: the token layer plus the contextual layers."""
+        return 1 + self.forward_lstm.num_layers
 
-    def forward(
-        self, char_ids: torch.Tensor, state: Optional[BiLMState] = None, fast: bool = False
-    ) -> BiLMOutput:
+    @property
+    def token_cache(self) -> TokenVectorCache | None:
+        """The token encoder's cache of token vectors (None: off)."""
+        return self.char_cnn.token_cache
+
+    def use_token_cache(self, max_entries: int) -> TokenVectorCache | None:
+        """Give the token encoder a new, empty cache of ``max_entries`` token vectors (0: none).
+
+        Exact: a token's vector depends on its characters alone (``elmo.modules.token_cache``),
+        and the cache is bypassed whenever a gradient could flow.
+        """
+        self.char_cnn.token_cache = TokenVectorCache(max_entries) if max_entries > 0 else None
+        return self.char_cnn.token_cache
+
+    def forward(self, char_ids: torch.Tensor, state: BiLMState | None = None) -> BiLMOutput:
         """Contextual layers of a batch of sentences.
 
         Args:
             char_ids: (B, T, W) character ids from ``batch_to_ids`` (no sentence boundaries: they
                 are added here); padding tokens are all 0 and come after the real ones.
-            state: initial LSTM state of every row (zeros when None, i.e. stateless).
-            fast: the LSTMs' fast recurrence (see ``contextualize``).
+            state: each row's initial state (None: zeros, i.e. stateless).
 
         Returns:
             BiLMOutput with layers (L, B, T + 2, 2D), mask (B, T + 2) and the final state.
         """
-        char_ids, mask = self.frame(char_ids)  # (B, T+2, W), (B, T+2)
+        char_ids, mask = self._frame(char_ids)  # (B, T+2, W), (B, T+2)
         tokens = self.char_cnn(char_ids)  # (B, T+2, D)
-        return self.contextualize(tokens, mask, state, fast)
-
-    def frame(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Check a batch's shape and add ``<S>`` and ``</S>`` to each sentence.
-
-        Args:
-            char_ids: (B, T, W) character ids from ``batch_to_ids``.
-
-        Returns:
-            char ids (B, T + 2, W) and mask (B, T + 2) bool, True for real tokens.
-        """
-        if char_ids.dim() != 3 or char_ids.shape[-1] != self.config.char_cnn.max_characters_per_token:
-            raise ValueError(
-                f"char_ids must be (B, T, {self.config.char_cnn.max_characters_per_token}), "
-                f"got {tuple(char_ids.shape)}"
-            )
-        mask = (char_ids > 0).any(dim=-1)  # (B, T)
-        return add_sentence_boundaries(char_ids, mask, self.bos_char_ids, self.eos_char_ids)
-
-    def contextualize(
-        self,
-        tokens: torch.Tensor,
-        mask: torch.Tensor,
-        state: Optional[BiLMState] = None,
-        fast: bool = False,
-    ) -> BiLMOutput:
-        """Run both LSTM stacks over token vectors that already include the boundaries.
-
-        For inference on a CPU with two or more torch threads, the backward stack runs on a
-        side thread while the forward one runs (``concurrent_directions``); the bits are the same.
-
-        Args:
-            tokens: (B, T, D) token vectors; mask: (B, T) bool, real tokens first in each row.
-            state: each row's initial state, or None for zeros.
-            fast: the LSTMs' fast recurrence: equal to the default up to float rounding, which
-                is not enough on chaotic weights (README, Exactness).
-
-        Returns:
-            BiLMOutput (layers (L, B, T, 2D)).
-        """
         tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)  # zero the padding positions
-        run_backward = functools.partial(
-            run_sorted, self.backward_lstm, tokens, mask,
-            None if state is None else state.backward, reverse=True, fast=fast,
-        )  # fmt: skip
-        concurrent = self._concurrent(tokens)
-        pending = _on_side_thread(_one_thread(run_backward)) if concurrent else None
-        run_forward = functools.partial(
-            run_sorted, self.forward_lstm, tokens, mask,
-            None if state is None else state.forward, fast=fast,
-        )  # fmt: skip
-        forward = _one_thread(run_forward)() if concurrent else run_forward()
-        backward = pending() if pending is not None else run_backward()
-        layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T, 2D)
+        forward, backward = self.kernel.run_directions(
+            lambda: self.forward_lstm(tokens, mask, None if state is None else state.forward),
+            lambda: self.backward_lstm(
+                tokens, mask, None if state is None else state.backward, reverse=True
+            ),
+            tokens,
+            self.training,
+        )
+        layers = [torch.cat([tokens, tokens], dim=-1)]  # (B, T+2, 2D)
         for forward_layer, backward_layer in zip(forward.layers, backward.layers):
-            layers.append(torch.cat([forward_layer, backward_layer], dim=-1))  # (B, T, 2D)
+            layers.append(torch.cat([forward_layer, backward_layer], dim=-1))  # (B, T+2, 2D)
         return BiLMOutput(torch.stack(layers), mask, BiLMState(forward.state, backward.state))
 
-    # Inference on a CPU with several threads runs the backward stack on a second Python thread
-    # while the forward one runs (torch releases the GIL in its ops): the many small per-step
-    # products of either stack leave cores idle that the other can use. Each stack then runs
-    # its steps of 16 rows or more on one torch thread (``one_thread_per_stack``), so that the
-    # two do not contend for both cores. Same bits either way; False runs them one after the other.
-    concurrent_directions = True
-
-    def _concurrent(self, tokens: torch.Tensor) -> bool:
-        return (
-            self.concurrent_directions
-            and tokens.device.type == "cpu"
-            and not torch.is_grad_enabled()
-            and not self.training  # dropout masks must be drawn in a fixed order
-            and torch.get_num_threads() > 1
-        )
+    def _frame(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check a batch's shape; (B, T, W) -> ids (B, T + 2, W) with ``<S>``/``</S>``, mask (B, T + 2)."""
+        width = self.config.char_cnn.max_characters_per_token
+        if char_ids.dim() != 3 or char_ids.shape[-1] != width:
+            raise ValueError(f"char_ids must be (B, T, {width}), got {tuple(char_ids.shape)}")
+        mask = (char_ids > 0).any(dim=-1)  # (B, T)
+        return add_sentence_boundaries(char_ids, mask, self.bos_char_ids, self.eos_char_ids)
 
     def language_model(
         self,
         char_ids: torch.Tensor,
         mask: torch.Tensor,
-        state: Optional[LstmState] = None,
+        state: Any = None,
         backward: bool = False,
-        fast: bool = False,
-    ) -> StackOutput:
+    ) -> ContextualizerOutput:
         """One direction over a window of a training stream (no boundaries are added).
 
         The backward LM's windows hold reversed text already (``elmo.data.stream``), so both
-        stacks read their window left to right here.
+        directions read their window left to right here.
 
         Args:
             char_ids: (B, T, W) character ids; mask: (B, T) bool, real tokens first.
             state: the state each row ended the previous window with (None: zeros).
-            backward: use the backward stack.
-            fast: the LSTMs' fast recurrence (equal up to float rounding).
+            backward: use the backward direction.
 
         Returns:
-            StackOutput: every layer (B, T, D) and each row's final state.
+            ContextualizerOutput: every layer (B, T, D) and each row's final state.
         """
         tokens = self.char_cnn(char_ids)  # (B, T, D)
-        stack = self.backward_lstm if backward else self.forward_lstm
-        return run_sorted(stack, tokens, mask, state, fast=fast)
+        direction = self.backward_lstm if backward else self.forward_lstm
+        return direction(tokens, mask, state)
 
     def initial_state(self, batch_size: int) -> BiLMState:
         """Zero state for ``batch_size`` rows."""
         reference = self.char_cnn.projection.weight
-        return BiLMState(
-            self.forward_lstm.initial_state(batch_size, reference),
-            self.backward_lstm.initial_state(batch_size, reference),
-        )
+        return BiLMState(*(d.initial_state(batch_size, reference) for d in self.directions))
+
+    def state_from_tensors(
+        self, tensors: list[torch.Tensor] | None, device: torch.device | str | None = None
+    ) -> Any:
+        """One direction's state saved by ``state_to_tensors`` (None stays None), on ``device``."""
+        if tensors is None:
+            return None
+        return self.forward_lstm.state_from_tensors([t.to(device) for t in tensors])
 
 
-def run_sorted(
-    stack: LstmStack,
-    inputs: torch.Tensor,
-    mask: torch.Tensor,
-    state: Optional[LstmState] = None,
-    reverse: bool = False,
-    fast: bool = False,
-) -> StackOutput:
-    """Run a stack on rows in any order: sort them by decreasing length, run, restore the order.
+def state_to_tensors(state: Any) -> list[torch.Tensor] | None:
+    """One direction's state as a plain list of CPU tensors (what ``torch.load(weights_only=True)``
+    reads back; it refuses to unpickle NamedTuple classes)."""
+    return None if state is None else [t.cpu() for t in state]
 
-    Args:
-        inputs: (B, T, D); mask: (B, T) bool, real tokens first; state: per row, or None.
-        reverse, fast: as in ``LstmStack.forward``.
 
-    Returns:
-        StackOutput with layers (B, T, D) and state rows in the input order.
+def detach_state(state: Any) -> Any:
+    """The state cut from the graph (truncated backpropagation between windows)."""
+    return None if state is None else type(state)(*(t.detach() for t in state))
+
+
+def overlay_rows(base: Any, top: Any) -> Any:
+    """``base`` with its first rows replaced by ``top``'s (as many as both have), per tensor.
+
+    Works on a direction's state or on a BiLMState (each tensor's dimension 1 is the batch row).
     """
-    batch, steps = mask.shape
-    # torch's descending sort, as in the reference implementation (it decides the GEMM shapes).
-    sorted_lengths, order = lengths_from_mask(mask).sort(0, descending=True)
-    restore = torch.empty_like(order)
-    restore[order] = torch.arange(batch, device=order.device)
-    lengths = sorted_lengths.tolist()
-    longest = lengths[0] if lengths else 0
-    sorted_inputs = inputs.index_select(0, order)[:, :longest]  # (B, T', D)
-    if state is None:
-        state = stack.initial_state(batch, inputs)
-    elif state.hidden.shape[1] != batch:
-        raise ValueError(
-            f"the state holds {state.hidden.shape[1]} rows but the batch has {batch}; pass the "
-            f"state returned for a batch of the same size (or None for zeros)"
-        )
-    output = stack(sorted_inputs, lengths, _select_rows(state, order), reverse=reverse, fast=fast)
-    layers = [
-        nn.functional.pad(layer.index_select(0, restore), (0, 0, 0, steps - longest))
-        for layer in output.layers
-    ]  # N x (B, T, D)
-    return StackOutput(layers, _select_rows(output.state, restore))
-
-
-_POOL: Optional[tuple[int, ThreadPoolExecutor]] = None  # (the process id, its pool)
-
-
-def _one_thread(function: Callable[[], T]) -> Callable[[], T]:
-    """``function`` inside ``one_thread_per_stack`` (one thread per stack, where bit-exact)."""
-
-    def run() -> T:
-        with one_thread_per_stack():
-            return function()
-
-    return run
-
-
-def _on_side_thread(function: Callable[[], T]) -> Callable[[], T]:
-    """Start ``function`` on the side thread, in the caller's grad mode; -> wait for its result."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has no copy of the thread
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="elmo-backward"))
-    inference = torch.is_inference_mode_enabled()
-
-    def in_callers_mode() -> T:
-        with torch.inference_mode(inference), torch.no_grad():
-            return function()
-
-    return _POOL[1].submit(in_callers_mode).result
-
-
-def _select_rows(state: LstmState, rows: torch.Tensor) -> LstmState:
-    """The state of the given batch rows: (N, B, .) -> (N, len(rows), .)."""
-    return LstmState(state.hidden.index_select(1, rows), state.memory.index_select(1, rows))
+    if isinstance(base, BiLMState):
+        return BiLMState(*(overlay_rows(b, t) for b, t in zip(base, top)))
+    merged = []
+    for kept, new in zip(base, top):
+        rows = min(kept.shape[1], new.shape[1])
+        tensor = kept.clone()
+        tensor[:, :rows] = new[:, :rows]
+        merged.append(tensor)
+    return type(base)(*merged)
 
 
 def _build_softmax(config: BiLMConfig) -> nn.Module:

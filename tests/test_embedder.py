@@ -143,11 +143,19 @@ def test_a_sentencepiece_directory_embeds_raw_text_with_nothing_else(tmp_path, t
     assert [v.shape for v in vectors] == [(3, 16), (2, 16)]
 
 
-def test_fast_lstm_and_cache_settings_agree_with_the_defaults(tiny_bilm):
+def test_kernel_and_cache_settings_agree_with_the_defaults(tiny_bilm):
     sentences = [s.split() for s in SENTENCES] * 3
     reference = ElmoEmbedder(tiny_bilm, batch_size=2, cache_size=0).embed_sentences(sentences)
-    for options in ({}, {"fast": True}, {"fast": True, "cache_size": 0}):
+    for options in ({}, {"kernel": "fused"}, {"kernel": "fused", "cache_size": 0}):
         embedder = ElmoEmbedder(tiny_bilm, batch_size=2, **options)
         for actual, expected in zip(embedder.embed_sentences(sentences), reference):
             torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
     assert embedder.token_cache.hits == 0  # cache_size=0: off
+
+
+def test_fast_is_a_deprecated_name_of_the_fused_kernel(tiny_bilm):
+    with pytest.warns(DeprecationWarning, match="kernel='fused'"):
+        embedder = ElmoEmbedder(tiny_bilm, fast=True)
+    assert embedder.bilm.kernel.name == "fused"
+    assert ElmoEmbedder(tiny_bilm).bilm.kernel.name == "fused"  # None keeps the biLM's
+    assert ElmoEmbedder(tiny_bilm, kernel="exact").bilm.kernel.name == "exact"

@@ -7,6 +7,7 @@ import torch
 
 from elmo.config import BiLMConfig
 from elmo.data.characters import batch_to_ids
+from elmo.kernels import RecurrenceKernel
 from elmo.model import BiLM, BiLMOutput
 
 D = 8  # tiny_config's projection size: every layer is 2D = 16 wide
@@ -139,16 +140,16 @@ def test_empty_batch_and_mismatched_state(tiny_bilm):
 def _threads_running_the_stacks(model: BiLM, monkeypatch) -> list[str]:
     import threading
 
-    import elmo.model
+    from elmo.modules.lstm import LstmStack
 
     names = []
-    run_sorted = elmo.model.run_sorted
+    run_stack = LstmStack.forward
 
     def recording(*args, **kwargs):
         names.append(threading.current_thread().name)
-        return run_sorted(*args, **kwargs)
+        return run_stack(*args, **kwargs)
 
-    monkeypatch.setattr(elmo.model, "run_sorted", recording)
+    monkeypatch.setattr(LstmStack, "forward", recording)
     return names
 
 
@@ -170,7 +171,7 @@ def test_the_two_directions_run_concurrently_with_the_same_bits(mode, tiny_confi
             together = model(ids)
         assert sorted(name.startswith("elmo-backward") for name in names) == [False, True]
         assert together.layers.is_inference() == (mode == "inference_mode")
-        monkeypatch.setattr(BiLM, "concurrent_directions", False)
+        model.kernel = RecurrenceKernel()  # the reference loop, one direction after the other
         with context():
             serial = model(ids)
     finally:
@@ -215,10 +216,10 @@ def test_an_error_in_the_backward_stack_reaches_the_caller(tiny_bilm, monkeypatc
 
 def test_a_forked_child_starts_a_side_thread_of_its_own(monkeypatch):
     # A forked child has no copy of its parent's side thread: waiting on it would hang.
-    import elmo.model
+    from elmo.kernels import cpu
 
-    assert elmo.model._on_side_thread(lambda: 1)() == 1
-    parents = elmo.model._POOL
-    monkeypatch.setattr(elmo.model.os, "getpid", lambda: -1)  # as in a forked child
-    assert elmo.model._on_side_thread(lambda: 2)() == 2
-    assert elmo.model._POOL[1] is not parents[1]
+    assert cpu.on_side_thread(lambda: 1)() == 1
+    parents = cpu._POOL
+    monkeypatch.setattr(cpu.os, "getpid", lambda: -1)  # as in a forked child
+    assert cpu.on_side_thread(lambda: 2)() == 2
+    assert cpu._POOL[1] is not parents[1]

@@ -14,27 +14,17 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from fixture_checks import ATOL, FIXTURES, check_elmo_random_mid, embed, fixture_model
 from shared_data import shared_path
 
 from elmo.data.characters import batch_to_ids
-from elmo.model import BiLM
+from elmo.kernels import kernel_names
 from elmo.published import (
     bilm_config_from_options,
     export_published,
     load_published,
     options_from_bilm_config,
 )
-
-ATOL = 1e-5  # a correct float32 implementation lands within this of every fixture value
-FIXTURES = {  # directory -> weight file
-    "elmo-random-mid": "weights.hdf5",
-    "bilm-tf-tiny": "lm_weights.hdf5",
-}
-
-
-def fixture_model(name: str) -> BiLM:
-    folder = shared_path("fixtures", name)
-    return load_published(folder / "options.json", folder / FIXTURES[name])
 
 
 def datasets(path: Path) -> dict[str, np.ndarray]:
@@ -146,50 +136,25 @@ def test_invalid_options_are_a_value_error():
 # Reference fixtures
 
 
-def embed(model: BiLM, sentences: list[list[str]], state=None, fast=False):
-    with torch.no_grad():
-        return model(batch_to_ids(sentences), state, fast=fast)
-
-
 @pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful_batch8"])
 def test_elmo_random_mid_reproduces_allennlp(stateful, reference_threads):
-    # The recurrence of these weights is chaotic: a one-ulp GEMM rounding difference (MKL rounds
-    # differently with 1, 3 or 4 threads than with 2) grows to 1.2e-4 by the end of sentence 4.
-    folder = shared_path("fixtures", "elmo-random-mid")
-    expected = np.load(folder / f"expected_{'stateful_batch8' if stateful else 'stateless'}.npz")
-    text = (folder / "sentences.txt").read_text(encoding="utf-8")
-    sentences = [line.split() for line in text.rstrip("\n").split("\n")]  # runs of spaces, tabs
-    model = fixture_model("elmo-random-mid")
-    state, checked = None, 0
-    for start in range(0, len(sentences), 8):
-        batch = sentences[start : start + 8]
-        out = embed(model, batch, state)
-        if stateful:
-            state = out.state
-        for row, sentence in enumerate(batch):
-            actual = out.layers[:, row, 1 : len(sentence) + 1].numpy()  # boundaries removed
-            reference = expected[str(start + row)]  # (3, n, 64)
-            assert actual.shape == reference.shape
-            np.testing.assert_allclose(
-                actual, reference, rtol=0, atol=ATOL, err_msg=f"sentence {start + row}"
-            )
-            checked += 1
-    assert checked == len(expected["lengths"]) == 24
+    check_elmo_random_mid(fixture_model("elmo-random-mid"), stateful)  # the default kernel, exact
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast_lstm"])
-def test_bilm_tf_tiny_reproduces_the_stateful_lm_embeddings(fast):
-    # The fast LSTM path (opt-in) rounds differently: fine on these non-chaotic weights, but not
+@pytest.mark.parametrize("kernel", kernel_names())
+def test_bilm_tf_tiny_reproduces_the_stateful_lm_embeddings(kernel):
+    # The fused kernel (opt-in) rounds differently: fine on these non-chaotic weights, but not
     # on elmo-random-mid, where only the exact order of operations matches (README, Exactness).
     folder = shared_path("fixtures", "bilm-tf-tiny")
     lists = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
     model = fixture_model("bilm-tf-tiny")
+    model.kernel = kernel
     references = [h5py.File(folder / f"lm_embeddings_{k}.hdf5", "r") for k in range(3)]
     try:
         state = None
         for i in range(10):  # batch i = sentence i of lists 0, 1, 2
             batch = [lists[k][i].split() for k in range(3)]
-            out = embed(model, batch, state, fast)
+            out = embed(model, batch, state)
             state = out.state
             for k, sentence in enumerate(batch):
                 reference = references[k][str(i)][...]  # (2, n, 16): forward, backward

@@ -23,7 +23,8 @@ from elmo.config import CharCNNConfig
 from elmo.data.characters import PAD_CHAR
 from elmo.modules.highway import Highway
 
-_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+# The nonlinearity after max-pooling each filter, by ``CharCNNConfig.activation``.
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 PAD_ID = PAD_CHAR + 1  # the padding character inside a token's W slots (ids are shifted by +1)
 # Distinct tokens are convolved in buckets of about this many, sorted by length, each bucket
 # trimmed to its own longest token.
@@ -88,10 +89,12 @@ class CharCNN(nn.Module):
             nn.Conv1d(config.char_embedding_dim, count, kernel_size=width)
             for width, count in config.filters
         )
-        self.activation = _ACTIVATIONS[config.activation]
+        self.activation = ACTIVATIONS[config.activation]
         self.highway = Highway(config.num_filters, config.num_highway_layers)
         self.projection = nn.Linear(config.num_filters, output_dim)
         self.widest_filter = max(width for width, _ in config.filters)
+        # An optional ``TokenVectorCache`` (``BiLM.use_token_cache``): not a weight, not saved.
+        self.token_cache = None
 
     @property
     def output_dim(self) -> int:
@@ -99,6 +102,8 @@ class CharCNN(nn.Module):
 
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
         """Encode every token from its characters alone, each distinct token once.
+
+        With a token cache (``token_cache``) and no gradient, tokens seen before are looked up.
 
         Args:
             char_ids: (B, T, W) long character ids (0 = padding).
@@ -110,7 +115,10 @@ class CharCNN(nn.Module):
         flat = char_ids.reshape(batch * steps, width)  # (B*T, W)
         real = (flat > 0).any(dim=-1)  # (B*T,)
         distinct, inverse = distinct_rows(flat[real])  # (U, W), (R,)
-        vectors = self.encode_distinct(distinct)  # (U, D)
+        if self.token_cache is not None and self.token_cache.applies(self):
+            vectors = self.token_cache.vectors(self, distinct)  # (U, D)
+        else:
+            vectors = self.encode_distinct(distinct)  # (U, D)
         table = torch.cat([vectors, vectors.new_zeros(1, self.output_dim)])  # row U: padding
         index = torch.full((batch * steps,), len(distinct), device=flat.device)  # (B*T,)
         index[real] = inverse

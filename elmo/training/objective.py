@@ -7,14 +7,13 @@ module so that DistributedDataParallel can wrap it (its forward does all the wor
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from elmo.data.stream import Batch
-from elmo.model import BiLM
-from elmo.modules.lstm import LstmState
+from elmo.model import BiLM, detach_state
 
 
 class ObjectiveOutput(NamedTuple):
@@ -22,34 +21,30 @@ class ObjectiveOutput(NamedTuple):
     forward_loss: torch.Tensor  # () detached
     backward_loss: torch.Tensor  # () detached
     tokens: int  # predicted tokens in this step, per direction (the forward batch's count)
-    forward_state: LstmState  # detached: carried into the next window
-    backward_state: LstmState
+    forward_state: Any  # the biLM's state, detached: carried into the next window
+    backward_state: Any
 
 
 class LMObjective(nn.Module):
     """Wraps a BiLM with a softmax and computes the bidirectional LM loss of one step.
 
     Args:
-        bilm: a BiLM built with ``vocab_size > 0``.
-        fast_lstm: run the LSTMs' fast recurrence (``LstmLayer._forward_fast``): the same
-            maths and gradients up to float rounding, with one GEMM for all time steps' input
-            projections. Training has no reference outputs to match bit for bit.
+        bilm: a BiLM built with ``vocab_size > 0`` (its ``kernel`` runs the recurrences).
     """
 
-    def __init__(self, bilm: BiLM, fast_lstm: bool = False) -> None:
+    def __init__(self, bilm: BiLM) -> None:
         super().__init__()
         if bilm.softmax is None:
             raise ValueError("training needs a BiLM with a softmax (config.vocab_size > 0)")
         self.bilm = bilm
-        self.fast_lstm = fast_lstm
         self.output_dropout = nn.Dropout(bilm.config.dropout)
 
     def forward(
         self,
         forward_batch: Batch,
         backward_batch: Batch,
-        forward_state: Optional[LstmState] = None,
-        backward_state: Optional[LstmState] = None,
+        forward_state: Any = None,
+        backward_state: Any = None,
     ) -> ObjectiveOutput:
         """Losses of one window of the forward stream and one of the backward stream.
 
@@ -72,12 +67,9 @@ class LMObjective(nn.Module):
         )
 
     def _direction(
-        self, batch: Batch, state: Optional[LstmState], backward: bool
-    ) -> tuple[torch.Tensor, LstmState]:
-        output = self.bilm.language_model(
-            batch.char_ids, batch.mask, state, backward=backward, fast=self.fast_lstm
-        )
+        self, batch: Batch, state: Any, backward: bool
+    ) -> tuple[torch.Tensor, Any]:
+        output = self.bilm.language_model(batch.char_ids, batch.mask, state, backward=backward)
         hidden = self.output_dropout(output.layers[-1][batch.mask])  # (N, D) real positions
         loss = self.bilm.softmax.loss(hidden.float(), batch.next_token_ids[batch.mask])
-        detached = LstmState(output.state.hidden.detach(), output.state.memory.detach())
-        return loss, detached
+        return loss, detach_state(output.state)

@@ -22,11 +22,12 @@ only the LSTMs run.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Hashable, Tuple
+from typing import TYPE_CHECKING, Hashable, Tuple
 
 import torch
 
-from elmo.modules.char_cnn import CharCNN, distinct_rows
+if TYPE_CHECKING:
+    from elmo.modules.char_cnn import CharCNN
 
 
 class TokenVectorCache:
@@ -53,28 +54,22 @@ class TokenVectorCache:
         self._vectors.clear()
         self._weights_key = None
 
-    def token_vectors(self, char_cnn: CharCNN, char_ids: torch.Tensor) -> torch.Tensor:
-        """``char_cnn(char_ids)``, reusing the vectors of tokens seen before.
+    def applies(self, char_cnn: CharCNN) -> bool:
+        """Whether the cache may serve ``char_cnn`` now: on, and no gradient can flow."""
+        return self.max_entries > 0 and _is_frozen(char_cnn)
+
+    def vectors(self, char_cnn: CharCNN, distinct: torch.Tensor) -> torch.Tensor:
+        """``char_cnn.encode_distinct(distinct)``, reusing the vectors of tokens seen before.
 
         Args:
-            char_cnn: the character encoder.
-            char_ids: (B, T, W) character ids; padding tokens are all 0.
+            char_cnn: the character encoder (the cache empties itself when its weights change).
+            distinct: (U, W) character ids of distinct real tokens.
 
         Returns:
-            (B, T, D) token vectors, zero for padding tokens.
+            (U, D) token vectors.
         """
-        if self.max_entries == 0 or not _is_frozen(char_cnn):
-            return char_cnn(char_ids)
         self._check_weights(char_cnn)
-        batch, steps, width = char_ids.shape
-        flat = char_ids.reshape(batch * steps, width)  # (B*T, W)
-        real = (flat > 0).any(dim=-1)  # (B*T,)
-        distinct, inverse = distinct_rows(flat[real])  # (U, W), (R,)
-        vectors = self._lookup(char_cnn, distinct)  # (U, D)
-        table = torch.cat([vectors, vectors.new_zeros(1, char_cnn.output_dim)])  # row U: padding
-        index = torch.full((batch * steps,), len(distinct), device=flat.device)  # (B*T,)
-        index[real] = inverse
-        return table[index].view(batch, steps, char_cnn.output_dim)  # (B, T, D)
+        return self._lookup(char_cnn, distinct)
 
     def _lookup(self, char_cnn: CharCNN, distinct: torch.Tensor) -> torch.Tensor:
         """(U, W) distinct ids -> (U, D): hits from the cache, misses encoded in one batch."""

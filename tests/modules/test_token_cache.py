@@ -1,4 +1,5 @@
-"""Tests for elmo.token_cache: exact hits, invalidation on weight changes, the bound, no grads."""
+"""Tests for elmo.modules.token_cache: exact hits, invalidation on weight changes, the bound, no
+grads; the cache as an option of the token encoder (``BiLM.use_token_cache``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ from shared_data import shared_path
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import ElmoEmbedder
 from elmo.published import load_published
-from elmo.token_cache import TokenVectorCache
+from elmo.modules.token_cache import TokenVectorCache
 
 SENTENCES = [["the", "bank", "of", "the", "river"], ["a", "bank"], ["river", "banks", "flood", "."]]
+
+
+def cached(cnn, cache: TokenVectorCache, ids: torch.Tensor) -> torch.Tensor:
+    """``cnn(ids)`` through ``cache`` (the encoder's option), the encoder left without one."""
+    cnn.token_cache = cache
+    try:
+        return cnn(ids)
+    finally:
+        cnn.token_cache = None
 
 
 def test_hits_equal_the_uncached_vectors(tiny_bilm):
@@ -23,7 +33,7 @@ def test_hits_equal_the_uncached_vectors(tiny_bilm):
     with torch.no_grad():
         for sentences in (SENTENCES[:2], SENTENCES, SENTENCES[1:]):
             ids = batch_to_ids(sentences)  # (B, T, W)
-            torch.testing.assert_close(cache.token_vectors(cnn, ids), cnn(ids), rtol=0, atol=1e-6)
+            torch.testing.assert_close(cached(cnn, cache, ids), cnn(ids), rtol=0, atol=1e-6)
     assert cache.hits > 0 and cache.misses == len({w for s in SENTENCES for w in s})
 
 
@@ -32,13 +42,13 @@ def test_a_weight_change_empties_the_cache(tiny_bilm, tiny_config):
     cnn = tiny_bilm.char_cnn
     ids = batch_to_ids(SENTENCES)
     with torch.no_grad():
-        cache.token_vectors(cnn, ids)
+        cached(cnn, cache, ids)
         cnn.projection.bias.add_(1.0)  # in place, as an optimizer step
-        torch.testing.assert_close(cache.token_vectors(cnn, ids), cnn(ids), rtol=0, atol=1e-6)
+        torch.testing.assert_close(cached(cnn, cache, ids), cnn(ids), rtol=0, atol=1e-6)
         other = type(tiny_bilm)(tiny_config).eval()  # fresh random weights
         cnn.load_state_dict(other.char_cnn.state_dict())
         torch.testing.assert_close(
-            cache.token_vectors(cnn, ids), other.char_cnn(ids), rtol=0, atol=1e-6
+            cached(cnn, cache, ids), other.char_cnn(ids), rtol=0, atol=1e-6
         )
 
 
@@ -46,26 +56,24 @@ def test_the_cache_keeps_at_most_max_entries_most_recent_first(tiny_bilm):
     cache = TokenVectorCache(max_entries=3)
     cnn = tiny_bilm.char_cnn
     with torch.no_grad():
-        cache.token_vectors(cnn, batch_to_ids([["a", "b", "c", "d"]]))
+        cached(cnn, cache, batch_to_ids([["a", "b", "c", "d"]]))
         assert len(cache) == 3
         misses = cache.misses
-        cache.token_vectors(cnn, batch_to_ids([["d"]]))  # kept: the most recent
+        cached(cnn, cache, batch_to_ids([["d"]]))  # kept: the most recent
         assert cache.misses == misses
-        cache.token_vectors(cnn, batch_to_ids([["a"]]))  # dropped first
+        cached(cnn, cache, batch_to_ids([["a"]]))  # dropped first
         assert cache.misses == misses + 1
-    assert TokenVectorCache(max_entries=0).token_vectors(cnn, batch_to_ids([["a"]])).shape == (
-        1, 1, 8,
-    )
+    assert cached(cnn, TokenVectorCache(max_entries=0), batch_to_ids([["a"]])).shape == (1, 1, 8)
 
 
 def test_no_cache_while_gradients_can_flow(tiny_bilm):
     cache = TokenVectorCache()
     cnn = tiny_bilm.char_cnn
     ids = batch_to_ids(SENTENCES)
-    assert cache.token_vectors(cnn, ids).grad_fn is not None  # grad enabled, trainable weights
+    assert cached(cnn, cache, ids).grad_fn is not None  # grad enabled, trainable weights
     cnn.train()
     with torch.no_grad():
-        cache.token_vectors(cnn, ids)
+        cached(cnn, cache, ids)
     assert len(cache) == 0 and cache.misses == 0
 
 
@@ -94,3 +102,14 @@ def test_cached_embedder_reproduces_the_chaotic_fixture(stateful, reference_thre
                     actual, expected[str(start + row)], rtol=0, atol=1e-5, err_msg=f"{start + row}"
                 )
     assert embedder.token_cache.hits > embedder.token_cache.misses > 0
+
+
+def test_the_biLM_owns_one_cache_and_each_embedder_starts_it_empty(tiny_bilm):
+    first = ElmoEmbedder(tiny_bilm)
+    first.embed_sentences(SENTENCES)
+    assert tiny_bilm.token_cache is first.token_cache and len(first.token_cache) > 0
+    second = ElmoEmbedder(tiny_bilm, cache_size=7)
+    assert tiny_bilm.token_cache is second.token_cache and len(second.token_cache) == 0
+    assert second.token_cache.max_entries == 7
+    ElmoEmbedder(tiny_bilm, cache_size=0)
+    assert tiny_bilm.token_cache is None

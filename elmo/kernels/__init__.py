@@ -1,0 +1,41 @@
+"""Recurrence kernels: how the LSTM contextualiser's recurrence runs, chosen by name.
+
+    bilm.kernel = "fused"                 # or ElmoEmbedder(..., kernel="fused"), trainer.kernel=fused
+
+``exact`` (the default) keeps every bit of the reference loop on CPU; ``fused`` is equal up to
+float rounding. A new kernel is a subclass of ``RecurrenceKernel`` (``elmo.kernels.base``) in a
+file of its own, plus one line in ``KERNELS`` (or a ``register_kernel`` call).
+"""
+
+from __future__ import annotations
+
+from elmo.kernels.base import RecurrenceKernel
+from elmo.kernels.exact import ExactKernel
+from elmo.kernels.fused import FusedKernel
+
+KERNELS: dict[str, type[RecurrenceKernel]] = {"exact": ExactKernel, "fused": FusedKernel}
+DEFAULT_KERNEL = "exact"
+
+
+def register_kernel(name: str, kernel: type[RecurrenceKernel]) -> None:
+    """Make ``kernel`` selectable as ``name`` everywhere a kernel name is accepted."""
+    if not (isinstance(kernel, type) and issubclass(kernel, RecurrenceKernel)):
+        raise TypeError(f"a kernel must be a RecurrenceKernel subclass, got {kernel!r}")
+    KERNELS[name] = kernel
+
+
+def kernel_names() -> list[str]:
+    """The names a kernel setting accepts."""
+    return list(KERNELS)
+
+
+def get_kernel(kernel: str | RecurrenceKernel) -> RecurrenceKernel:
+    """The kernel of that name (a kernel instance passes through)."""
+    if isinstance(kernel, RecurrenceKernel):
+        return kernel
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {kernel_names()}")
+    return KERNELS[kernel]()
+
+
+__all__ = ["DEFAULT_KERNEL", "KERNELS", "RecurrenceKernel", "get_kernel", "kernel_names", "register_kernel"]

@@ -1,0 +1,94 @@
+"""The default kernel: the reference order of operations, every bit kept, run fast on CPU.
+
+Per layer (``exact_step``): prepacked weights for the per-step products, the input projections
+of positions with >= 16 real rows from one GEMM, and, beside the other stack, steps of >= 16
+rows on one torch thread. Per biLM (``run_directions``): for inference on a CPU with two or more
+threads, the backward stack runs on a side thread while the forward one runs (torch releases
+the GIL in its ops), since the many small per-step products of either stack leave cores idle
+that the other can use. Each of these keeps the bits of the reference loop on the machine at
+hand: ``elmo.kernels.cpu`` says why and probes it; elsewhere (a GPU) it falls back to the
+per-step products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+
+from elmo.kernels.base import RecurrenceKernel
+from elmo.kernels.cpu import (
+    caller_threads,
+    hoisted_inputs,
+    on_one_thread,
+    on_side_thread,
+    rows_are_independent,
+    step_linear,
+    threads_for,
+)
+from elmo.modules.lstm import LayerStep, LstmLayer
+
+T = TypeVar("T")
+
+
+class ExactKernel(RecurrenceKernel):
+    """Bit-identical to the reference loop on CPU; the default."""
+
+    name = "exact"
+    exact = True
+
+    def run_layer(self, layer, inputs, lengths, state, reverse):
+        return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
+
+    def run_directions(
+        self, forward: Callable[[], T], backward: Callable[[], T], tokens: torch.Tensor, training: bool
+    ) -> tuple[T, T]:
+        if not side_by_side(tokens, training):
+            return forward(), backward()
+        pending = on_side_thread(on_one_thread(backward))
+        return on_one_thread(forward)(), pending()
+
+
+def side_by_side(tokens: torch.Tensor, training: bool) -> bool:
+    """Whether the two stacks may run side by side: CPU inference with two or more threads.
+
+    Never with gradients (autograd's graph is built in order) or in training mode (dropout
+    masks must be drawn in a fixed order).
+    """
+    return (
+        tokens.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not training
+        and torch.get_num_threads() > 1
+    )
+
+
+def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> LayerStep:
+    """``layer.reference_step`` with the same bits, computed faster (module docstring).
+
+    Args:
+        inputs: (B, T, D_in), rows sorted by decreasing length; lengths: B ints.
+    """
+    bias = layer.gate_bias()  # (4H,)
+    weights = (layer.input_weight, layer.recurrent_weight, layer.projection_weight)
+    input_linear, recurrent_linear, project = (step_linear(weight) for weight in weights)
+    caller = caller_threads(layer.cell_size, weights)  # None: keep the thread count as it is
+    if caller is not None:
+        torch.set_num_threads(threads_for(inputs.shape[0], caller))
+    projected, offsets = inputs.new_zeros(0), [0]
+    if rows_are_independent(layer.input_weight):
+        projected, offsets = hoisted_inputs(inputs, lengths, layer.input_weight)  # (N, 4H)
+
+    def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
+        if caller is not None:
+            threads = threads_for(rows, caller)
+            if threads != torch.get_num_threads():  # rows only fall (reversed: only rise)
+                torch.set_num_threads(threads)
+        if index + 1 < len(offsets):  # hoisted: the same bits as the step's own GEMM
+            step_input = projected[offsets[index] : offsets[index + 1]]  # (R, 4H)
+        else:
+            step_input = input_linear(inputs[:rows, index])  # (R, 4H)
+        return step_input + recurrent_linear(hidden, bias)
+
+    return LayerStep(gates, lambda gates, memory: layer.cell(gates, memory, project))

@@ -1,0 +1,149 @@
+"""Tests for elmo.kernels.cpu: each CPU lever of the exact kernel keeps every bit."""
+
+from __future__ import annotations
+
+import torch
+import pytest
+
+from elmo.config import LSTMConfig
+from elmo.kernels.cpu import (
+    HOIST_MIN_ROWS,
+    hoisted_inputs,
+    one_thread_per_stack,
+    same_bits_on_one_thread,
+    step_linear,
+)
+from elmo.kernels.exact import ExactKernel
+from elmo.modules.lstm import LstmLayer, active_rows
+
+D_IN, D, H = 5, 4, 6
+LENGTHS = [5, 3, 3, 1, 0]
+CELL_CLIP, PROJECTION_CLIP = 0.5, 0.4
+EXACT = ExactKernel()
+
+
+def make_layer(cell_clip=CELL_CLIP, projection_clip=PROJECTION_CLIP, input_dim=D_IN) -> LstmLayer:
+    config = LSTMConfig(
+        num_layers=1,
+        cell_size=H,
+        projection_dim=D,
+        cell_clip=cell_clip,
+        projection_clip=projection_clip,
+    )
+    layer = LstmLayer(input_dim, config)
+    with torch.no_grad():  # large weights and a random bias, so that both clips are reached
+        for weight in (layer.input_weight, layer.recurrent_weight, layer.projection_weight):
+            weight.mul_(4.0)
+        layer.bias.normal_()
+    return layer
+
+
+def padded_inputs(lengths: list[int], dim: int = D_IN) -> torch.Tensor:
+    # Padding positions hold junk: the layer must never read them.
+    return torch.randn(len(lengths), max(lengths), dim) * 2.0  # (B, T, D_in)
+
+
+def random_state(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(batch, D) * 0.3, torch.randn(batch, H) * 0.3
+
+
+@pytest.mark.parametrize("shape", [(12, 5), (256, 48), (4096, 128), (128, 1024)])
+def test_step_linear_is_linear_bit_for_bit(shape):
+    weight, bias = torch.randn(*shape), torch.randn(shape[0])
+    with torch.no_grad():
+        for rows in (1, 2, 3, 5, 17, 64, 100):
+            x = torch.randn(rows, shape[1])
+            assert torch.equal(step_linear(weight)(x), torch.nn.functional.linear(x, weight))
+            assert torch.equal(step_linear(weight)(x, bias), torch.nn.functional.linear(x, weight, bias))
+    assert step_linear(weight.requires_grad_())(x).grad_fn is not None  # grad mode: plain linear
+
+
+def _batch_of_64(dim: int) -> tuple[torch.Tensor, list[int]]:
+    # 64 rows of varied lengths: positions with 64, 16-63 and fewer than 16 real rows.
+    drawn = torch.randint(1, 40, (64,), generator=torch.Generator().manual_seed(3))
+    lengths = sorted((int(n) for n in drawn), reverse=True)
+    return padded_inputs(lengths, dim=dim), lengths
+
+
+def test_hoisted_inputs_are_each_positions_own_projection():
+    weight = torch.randn(32, 24)
+    inputs, lengths = _batch_of_64(24)
+    projected, offsets = hoisted_inputs(inputs, lengths, weight)
+    assert len(offsets) == lengths[HOIST_MIN_ROWS - 1] + 1  # positions with >= 16 real rows
+    assert projected.shape == (offsets[-1], 32)
+    for index in range(len(offsets) - 1):
+        rows = active_rows(lengths, index)
+        assert offsets[index + 1] - offsets[index] == rows >= HOIST_MIN_ROWS
+        block = projected[offsets[index] : offsets[index + 1]]
+        assert torch.equal(block, torch.nn.functional.linear(inputs[:rows, index], weight))
+
+
+def test_hoisted_inputs_with_fewer_than_16_rows_hoist_nothing():
+    projected, offsets = hoisted_inputs(torch.randn(15, 6, 4), [6] * 15, torch.randn(8, 4))
+    assert projected.shape == (0, 8) and offsets == [0]
+
+
+def _threads_by_rows(layer: LstmLayer, monkeypatch) -> list[tuple[int, int]]:
+    seen = []
+    cell = layer.cell
+
+    def recording(gates, memory, project):
+        seen.append((gates.shape[0], torch.get_num_threads()))
+        return cell(gates, memory, project)
+
+    monkeypatch.setattr(layer, "cell", recording)
+    return seen
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
+def test_one_thread_per_stack_keeps_every_bit_and_the_callers_thread_count(reverse, monkeypatch):
+    # Beside another stack, the recurrence runs on one thread from 16 rows up, and on the
+    # caller's count below (where some products of 5-11 rows round by thread count).
+    config = LSTMConfig(
+        num_layers=1, cell_size=128, projection_dim=48, cell_clip=3.0, projection_clip=3.0
+    )
+    layer = LstmLayer(48, config)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.mul_(8.0)  # chaotic: any 1e-7 would show
+    inputs, lengths = _batch_of_64(48)
+    state = (torch.zeros(64, 48), torch.zeros(64, 128))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            expected = EXACT.run_layer(layer, inputs, lengths, state, reverse)
+            seen = _threads_by_rows(layer, monkeypatch)
+            with one_thread_per_stack():
+                actual = EXACT.run_layer(layer, inputs, lengths, state, reverse)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert all(threads == (1 if rows >= HOIST_MIN_ROWS else 2) for rows, threads in seen)
+    assert {threads for _, threads in seen} == {1, 2}
+    assert torch.equal(actual[0], expected[0])
+    assert all(torch.equal(a, b) for a, b in zip(actual[1], expected[1]))
+
+
+def test_one_thread_per_stack_leaves_cells_not_a_multiple_of_64_alone(monkeypatch):
+    # The gate arithmetic's split between threads keeps its bits only for such cell sizes.
+    layer = make_layer()  # H = 6
+    seen = _threads_by_rows(layer, monkeypatch)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad(), one_thread_per_stack():
+            EXACT.run_layer(layer, padded_inputs(LENGTHS), LENGTHS, random_state(len(LENGTHS)), False)
+    finally:
+        torch.set_num_threads(previous)
+    assert seen and all(threads == 2 for _, threads in seen)
+
+
+@pytest.mark.parametrize("shape", [(16384, 512), (512, 4096), (4096, 128), (128, 1024)])
+def test_the_published_shapes_products_have_the_same_bits_on_one_thread(shape):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert same_bits_on_one_thread(torch.empty(*shape))
+    finally:
+        torch.set_num_threads(previous)
