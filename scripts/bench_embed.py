@@ -1,7 +1,7 @@
 """Inference throughput of ``ElmoEmbedder`` on WikiText-2 sentences, against the matmul peak.
 
 For each model shape (random weights written in the published format), batch size, token cache
-on/off and LSTM path (exact / fast), a fresh child process embeds the first N sentences of
+on/off and recurrence kernel (``elmo.kernels``: exact, fused), a fresh child process embeds the first N sentences of
 WikiText-2 valid ``--repeats`` times, each time with a new embedder (an empty cache), after one
 warm-up batch. It reports the median tokens/s and sentences/s, the child's peak RSS, the model's
 forward FLOPs per token, the achieved model-FLOP rate and its fraction of the fp32 matmul peak
@@ -78,8 +78,11 @@ def run_child(spec: dict) -> dict:
     sentences = load_sentences(Path(spec["text"]), spec["sentences"])
     tokens = sum(len(s) for s in sentences)
     options = {"batch_size": spec["batch_size"]}
-    if not spec["baseline"]:  # code from before the fast paths takes no such options
-        options.update(cache_size=50_000 if spec["cache"] else 0, fast=spec["fast"])
+    options["cache_size"] = 50_000 if spec["cache"] else 0
+    if spec["baseline"]:  # the code from before the kernels took a fast flag instead
+        options["fast"] = spec["kernel"] == "fused"
+    else:
+        options["kernel"] = spec["kernel"]
     ElmoEmbedder(bilm, **options).embed_sentences(sentences[: spec["batch_size"]])  # warm-up
     seconds, hit_rate = [], 0.0
     for _ in range(spec["repeats"]):
@@ -107,7 +110,7 @@ def main() -> None:
     parser.add_argument("--shapes", default="small,medium,original", help="small, medium, original")
     parser.add_argument("--batch-sizes", default="1,32,64")
     parser.add_argument("--cache", default="off,on", help="off, on or both (off,on)")
-    parser.add_argument("--modes", default="exact", help="exact and/or fast (the LSTM fast path)")
+    parser.add_argument("--modes", default="exact", help="recurrence kernels (elmo.kernels): exact, fused")
     parser.add_argument("--sentences", type=int, default=2000, help="N for the small shape")
     parser.add_argument(
         "--scale", default="small=1,medium=0.25,original=0.1,batch1=0.1",
@@ -148,13 +151,13 @@ def main() -> None:
                 spec = {
                     "options": str(options), "weights": str(weights), "text": str(args.text),
                     "sentences": max(int(count), 1), "batch_size": batch_size, "cache": cache == "on",
-                    "fast": mode == "fast", "repeats": args.repeats, "threads": args.threads,
+                    "kernel": mode, "repeats": args.repeats, "threads": args.threads,
                     "baseline": args.baseline is not None,
                 }  # fmt: skip
                 result = run_in_child(__file__, spec, env)
                 achieved = flops * result["tokens_per_s"] / 1e9
                 if args.baseline:
-                    cache, mode = "-", "baseline"
+                    mode = f"baseline ({mode})"
                 row = {
                     "shape": shape, "batch_size": batch_size, "cache": cache, "mode": mode,
                     **result, "mflops_per_token": flops / 1e6, "achieved_gflops": achieved,

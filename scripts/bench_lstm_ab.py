@@ -1,11 +1,13 @@
-"""Side by side, in one process: what the exact LSTM's two levers each buy, measured interleaved.
+"""Side by side, in one process: what the exact kernel's levers each buy, measured interleaved.
 
-The variants of the exact (default) path, toggled on one loaded model:
+The variants are recurrence kernels (``elmo.kernels``), set on one loaded model by name:
 
-- per-step:   one GEMM per step for every product (the reference's literal loop)
-- hoisted:    input projections of positions with >= 16 real rows from one GEMM
-- concurrent: per-step GEMMs, backward stack on a side thread
-- both:       hoisted + concurrent (the default)
+- per-step:   the reference loop, plain products, one direction after the other (the base kernel)
+- hoisted:    the exact kernel's layers (prepacked products, input projections of positions
+              with >= 16 real rows from one GEMM), the directions one after the other
+- concurrent: per-step plain products, the backward stack on a side thread
+- both:       the exact kernel (the default)
+- fused:      the fused kernel (equal up to rounding only)
 
 Each round embeds the same sentences once per variant, in rotating order, so that the machine's
 drift (a shared VM) falls on all variants alike; the table gives each variant's median tokens/s
@@ -29,16 +31,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_embed import TEXT, load_sentences, shape_config  # noqa: E402  (a sibling)
 
 from elmo.embedder import ElmoEmbedder  # noqa: E402
-from elmo.model import BiLM  # noqa: E402
-from elmo.modules.lstm import LstmLayer  # noqa: E402
+from elmo.kernels import RecurrenceKernel, get_kernel  # noqa: E402
+from elmo.kernels.exact import ExactKernel  # noqa: E402
 from elmo.published import load_published, write_random_published  # noqa: E402
 
-VARIANTS = {"per-step": (False, False), "hoisted": (True, False),
-            "concurrent": (False, True), "both": (True, True)}  # fmt: skip
+
+class HoistedSerial(ExactKernel):
+    """The exact kernel's layers, the directions one after the other."""
+
+    run_directions = RecurrenceKernel.run_directions
 
 
-def set_variant(name: str) -> None:
-    LstmLayer.hoist_inputs, BiLM.concurrent_directions = VARIANTS[name]
+class ConcurrentPerStep(ExactKernel):
+    """The reference loop's layers, the backward stack on a side thread."""
+
+    run_layer = RecurrenceKernel.run_layer
+
+
+VARIANTS = {"per-step": RecurrenceKernel, "hoisted": HoistedSerial, "concurrent": ConcurrentPerStep,
+            "both": lambda: get_kernel("exact"), "fused": lambda: get_kernel("fused")}  # fmt: skip
 
 
 def main() -> None:
@@ -49,7 +60,8 @@ def main() -> None:
     parser.add_argument("--cache", choices=["off", "on"], default="off")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="a comma-separated subset")
+    parser.add_argument("--variants", default="per-step,hoisted,concurrent,both",
+                        help=f"a comma-separated subset of {list(VARIANTS)}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sentences = load_sentences(TEXT, args.sentences)
@@ -68,14 +80,14 @@ def main() -> None:
     vectors = {}
     for round_ in range(args.rounds):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            set_variant(name)
-            embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, cache_size=cache_size)
+            embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, cache_size=cache_size,
+                                    kernel=VARIANTS[name]())  # fmt: skip
             started = time.perf_counter()
             output = embedder.embed_sentences(sentences)
             rates[name].append(tokens / (time.perf_counter() - started))
             vectors.setdefault(name, output)
             print(f"round {round_ + 1}: {name} {rates[name][-1]:.0f} tokens/s", file=sys.stderr)
-    set_variant("both")
+    bilm.kernel = "exact"
     print(f"{args.shape}, batch {args.batch_size}, cache {args.cache}, {args.threads} threads, "
           f"{len(sentences)} sentences ({tokens} tokens), {args.rounds} rounds\n")  # fmt: skip
     print("| variant | median tokens/s | each round | vs per-step | same bits as per-step |")

@@ -1,6 +1,6 @@
 """Training throughput of the biLM on WikiText-2, against the matmul peak.
 
-For each model shape and LSTM path (exact / fast), a fresh child process builds the model with
+For each model shape and recurrence kernel (``elmo.kernels``: exact, fused), a fresh child process builds the model with
 the shape's softmax over WikiText-2's training vocabulary, takes ``--warmup`` optimizer steps,
 then times ``--steps`` more (``elmo.training.loop.train_step``: a forward and a backward window,
 backpropagation, gradient clipping, the optimizer). It reports the median step's tokens/s (both
@@ -61,7 +61,9 @@ def run_child(spec: dict) -> dict:
         vocab = Vocabulary.build(lines)
     config = dataclasses.replace(shape_config(spec["shape"]), vocab_size=len(vocab))
     bilm = BiLM(config).to(device).train()
-    objective = LMObjective(bilm, fast_lstm=True) if spec["fast"] else LMObjective(bilm)
+    if not spec.get("baseline"):  # code from before the kernels had a fast flag instead
+        bilm.kernel = spec["kernel"]
+    objective = LMObjective(bilm)
     trainer = TrainerConfig(max_steps=10**6)
     optimizer = build_optimizer(objective.parameters(), trainer)
     scheduler = build_scheduler(optimizer, trainer)
@@ -101,7 +103,7 @@ def _synchronize(device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default="tiny,small,medium", help="tiny, small, medium, ...")
-    parser.add_argument("--modes", default="exact,fast", help="the LSTM path: exact and/or fast")
+    parser.add_argument("--modes", default="exact,fused", help="recurrence kernels (elmo.kernels)")
     parser.add_argument("--batch-size", type=int, default=32, help="B, streams per direction")
     parser.add_argument("--unroll-steps", type=int, default=20, help="T, tokens per window")
     parser.add_argument("--warmup", type=int, default=3)
@@ -131,7 +133,8 @@ def main() -> None:
     env = child_environment(args.threads, args.baseline)
     for shape, mode in itertools.product(args.shapes.split(","), args.modes.split(",")):
         spec = {
-            "shape": shape, "fast": mode == "fast", "device": device, "text": str(args.text),
+            "shape": shape, "kernel": mode, "device": device, "text": str(args.text),
+            "baseline": args.baseline is not None,
             "batch_size": args.batch_size, "unroll_steps": args.unroll_steps,
             "warmup": args.warmup, "steps": args.steps, "threads": args.threads,
         }  # fmt: skip
