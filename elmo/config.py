@@ -8,11 +8,15 @@ plain dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any
 
 # The published ELMo character CNN (all three published sizes use it): width -> number of filters.
 PUBLISHED_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,7 +25,7 @@ class CharCNNConfig:
 
     char_embedding_dim: int = 16  # E: size of each character's embedding
     # [[width, number of filters], ...]; F = sum of the numbers
-    filters: List[List[int]] = field(default_factory=lambda: [list(f) for f in PUBLISHED_FILTERS])
+    filters: list[list[int]] = field(default_factory=lambda: [list(f) for f in PUBLISHED_FILTERS])
     num_highway_layers: int = 2  # highway layers after the convolutions (always relu)
     activation: str = "relu"  # nonlinearity after max-pooling each filter: relu | tanh
     max_characters_per_token: int = 50  # W: character slots per token, incl. begin/end-of-word
@@ -40,8 +44,8 @@ class LSTMConfig:
     num_layers: int = 2  # stacked LSTM layers per direction
     cell_size: int = 4096  # H: LSTM memory cell size
     projection_dim: int = 512  # D: projected hidden size; also the token representation size
-    cell_clip: Optional[float] = 3.0  # clip the memory cell to [-c, c]; null = no clipping
-    projection_clip: Optional[float] = 3.0  # clip the projected output to [-c, c]; null = none
+    cell_clip: float | None = 3.0  # clip the memory cell to [-c, c]; null = no clipping
+    projection_clip: float | None = 3.0  # clip the projected output to [-c, c]; null = none
     use_skip_connections: bool = True  # residual connection around every layer but the first
     forget_bias: float = 1.0  # added to the forget gate pre-activation (TensorFlow's convention)
 
@@ -52,7 +56,7 @@ class SoftmaxConfig:
 
     kind: str = "full"  # full | sampled (log-uniform sampler, training only) | adaptive
     num_samples: int = 8192  # sampled: negative classes drawn per batch (the original used 8192)
-    cutoffs: List[int] = field(default_factory=lambda: [2000, 10000])  # adaptive: cluster edges
+    cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])  # adaptive: cluster edges
 
 
 @dataclass
@@ -65,8 +69,13 @@ class BiLMConfig:
     vocab_size: int = 0  # V: output vocabulary of the shared softmax; 0 = no softmax (embedding only)
     softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
 
-    def validate(self) -> "BiLMConfig":
+    def validate(self) -> BiLMConfig:
         """Raise ValueError naming the first bad value; return self."""
+        # The allowed names are the registries of the code that implements them (imported here,
+        # not at the top, so that importing the schema stays light).
+        from elmo.modules.char_cnn import ACTIVATIONS
+        from elmo.modules.softmax import SOFTMAX_KINDS
+
         cnn, lstm = self.char_cnn, self.lstm
         if cnn.char_embedding_dim <= 0:
             raise ValueError(f"char_cnn.char_embedding_dim must be > 0, got {cnn.char_embedding_dim}")
@@ -80,8 +89,7 @@ class BiLMConfig:
                     f"filter width {pair[0]} exceeds max_characters_per_token "
                     f"{cnn.max_characters_per_token}"
                 )
-        if cnn.activation not in ("relu", "tanh"):
-            raise ValueError(f"char_cnn.activation must be 'relu' or 'tanh', got {cnn.activation!r}")
+        _check_choice("char_cnn.activation", cnn.activation, ACTIVATIONS)
         if cnn.max_characters_per_token < 3:
             raise ValueError(
                 f"char_cnn.max_characters_per_token must be >= 3, got {cnn.max_characters_per_token}"
@@ -101,10 +109,7 @@ class BiLMConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.vocab_size < 0:
             raise ValueError(f"vocab_size must be >= 0, got {self.vocab_size}")
-        if self.softmax.kind not in ("full", "sampled", "adaptive"):
-            raise ValueError(
-                f"softmax.kind must be full, sampled or adaptive, got {self.softmax.kind!r}"
-            )
+        _check_choice("softmax.kind", self.softmax.kind, SOFTMAX_KINDS)
         if self.softmax.num_samples <= 0:
             raise ValueError(f"softmax.num_samples must be > 0, got {self.softmax.num_samples}")
         return self
@@ -122,6 +127,14 @@ def bilm_config_from_dict(data: dict) -> BiLMConfig:
     lstm = _strict(LSTMConfig, data.pop("lstm", {}), "lstm")
     softmax = _strict(SoftmaxConfig, data.pop("softmax", {}), "softmax")
     return _strict(BiLMConfig, data, "model", char_cnn=cnn, lstm=lstm, softmax=softmax).validate()
+
+
+def _check_choice(where: str, value: str, names: Iterable[str]) -> None:
+    """Raise ValueError unless ``value`` is one of ``names`` (a registry's keys, in its order)."""
+    names = list(names)
+    if value not in names:
+        choices = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ValueError(f"{where} must be {choices}, got {value!r}")
 
 
 def _strict(cls, data: dict, where: str, **extra):
@@ -148,10 +161,10 @@ class TokenizerConfig:
     normalization: str = "nmt_nfkc"  # sentencepiece normalisation rule: nmt_nfkc | nfkc | identity
     input_sentence_size: int = 1_000_000  # sentencepiece: train on a random sample of N lines
     # sentencepiece: strings always kept as one piece (e.g. WikiText's "<unk>")
-    user_defined_symbols: List[str] = field(default_factory=list)
+    user_defined_symbols: list[str] = field(default_factory=list)
     pooling: str = "mean"  # a word's vector from its pieces' vectors: first | last | mean
 
-    def validate(self) -> "TokenizerConfig":
+    def validate(self) -> TokenizerConfig:
         """Raise ValueError naming the first bad value; return self."""
         if self.kind not in TOKENIZER_KINDS:
             raise ValueError(f"tokenizer.kind must be words or sentencepiece, got {self.kind!r}")
@@ -186,11 +199,11 @@ class DataConfig:
     name: str = "wikitext2"  # a label for logs and results
     # Training text: a file, a glob of shards, or a path relative to the data root (see below).
     train: str = "wikitext-2/wiki.train.tokens"
-    valid: Optional[str] = "wikitext-2/wiki.valid.tokens"  # validation text; null = none
-    test: Optional[str] = "wikitext-2/wiki.test.tokens"  # test text, scored at the end; null = none
+    valid: str | None = "wikitext-2/wiki.valid.tokens"  # validation text; null = none
+    test: str | None = "wikitext-2/wiki.test.tokens"  # test text, scored at the end; null = none
     # Relative paths are looked up under ./data, then ../shared/data (the log says which).
     vocab_min_count: int = 1  # words seen fewer times in train become <UNK>
-    vocab_max_size: Optional[int] = None  # keep at most this many words (plus specials)
+    vocab_max_size: int | None = None  # keep at most this many words (plus specials)
     batch_size: int = 32  # B: independent sentence streams per direction
     unroll_steps: int = 20  # T: tokens per window (truncated backpropagation length)
     shuffle_buffer: int = 0  # shuffle sentences within blocks of this many; 0 = corpus order
@@ -203,22 +216,22 @@ class TrainerConfig:
 
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
-    num_threads: Optional[int] = None  # torch CPU threads; null = torch's default
+    num_threads: int | None = None  # torch CPU threads; null = torch's default
     optimizer: str = "adagrad"  # adagrad (as the original) | adam
     lr: float = 0.2  # peak learning rate
     adagrad_initial_accumulator: float = 1.0  # the original's Adagrad initial accumulator value
-    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0  # L2 penalty (decoupled for adam)
     grad_clip: float = 10.0  # clip the global gradient norm to this (the original used 10)
-    # The LSTMs' fast recurrence (one GEMM for all steps' input projections): the same maths
-    # up to float rounding, about 10% faster training on CPU (docs/benchmarks.md)
-    fast_lstm: bool = False
+    # the LSTM recurrence kernel (elmo.kernels): exact (bit-exact) | fused (equal up to rounding)
+    kernel: str = "exact"
+    fast_lstm: bool = False  # deprecated: same as kernel=fused
     schedule: str = "constant"  # constant | linear (decay to 0 at max_steps) | cosine
     warmup_steps: int = 0  # linear warm-up from 0 over this many steps
     max_steps: int = 1000  # optimizer steps to train
     log_every: int = 10  # progress-bar / log refresh, in steps
     eval_every: int = 500  # validation perplexity every N steps (0 = only at the end)
-    eval_max_batches: Optional[int] = None  # cap validation to N batches (null = whole file)
+    eval_max_batches: int | None = None  # cap validation to N batches (null = whole file)
     checkpoint_every: int = 500  # write a training checkpoint every N steps (and at the end)
     seed: int = 0  # seeds python, numpy and torch
 
@@ -235,20 +248,26 @@ class TrainConfig:
     resume: bool = True  # continue from output_dir/checkpoint.pt when it exists
     # Start from these weights instead of random ones (fine-tuning on domain text): our
     # pretrained directory or a directory with the published options.json + weights.hdf5.
-    init_from: Optional[str] = None
+    init_from: str | None = None
     export_published: bool = True  # also export options.json + weights.hdf5 at the end
 
-    def validate(self) -> "TrainConfig":
-        """Raise ValueError naming the first bad value; return self."""
+    def validate(self) -> TrainConfig:
+        """Raise ValueError naming the first bad value; return self.
+
+        The deprecated ``trainer.fast_lstm=true`` is turned into ``trainer.kernel=fused`` here.
+        """
+        from elmo.kernels import kernel_names  # registries, imported lazily as in BiLMConfig
+        from elmo.training.optim import OPTIMIZERS, SCHEDULES
+
         self.model.validate()
         self.tokenizer.validate()
         trainer, data = self.trainer, self.data
-        if trainer.optimizer not in ("adagrad", "adam"):
-            raise ValueError(f"trainer.optimizer must be adagrad or adam, got {trainer.optimizer!r}")
-        if trainer.schedule not in ("constant", "linear", "cosine"):
-            raise ValueError(
-                f"trainer.schedule must be constant, linear or cosine, got {trainer.schedule!r}"
-            )
+        _check_choice("trainer.optimizer", trainer.optimizer, OPTIMIZERS)
+        _check_choice("trainer.schedule", trainer.schedule, SCHEDULES)
+        _check_choice("trainer.kernel", trainer.kernel, kernel_names())
+        if trainer.fast_lstm and trainer.kernel == "exact":
+            log.warning("trainer.fast_lstm is deprecated: running with trainer.kernel=fused")
+            trainer.kernel = "fused"
         if trainer.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"trainer.precision must be auto, fp32 or bf16, got {trainer.precision!r}")
         for name in ("lr", "max_steps", "log_every", "checkpoint_every"):

@@ -1,4 +1,4 @@
-"""``elmo-probe``: what the embeddings are worth (the only module of it that imports Hydra).
+"""``elmo-probe``: what the embeddings are worth (its Hydra entry point; see ``elmo.hydra_app``).
 
     elmo-probe task=pos model=outputs/wikitext2_cpu_1h/model
     elmo-probe task=wic model=DIR baselines.published=/path/to/published_dir
@@ -16,20 +16,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
 from elmo.tasks.config import TASK_CONFIGS, ProbeConfig
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs" / "probe")
-_store = ConfigStore.instance()
-_store.store(name="probe_schema", node=ProbeConfig)
-for _name, _schema in TASK_CONFIGS.items():
-    _store.store(group="task", name=f"{_name}_schema", node=_schema)
+CONFIG_DIR = str(CONFIGS / "probe")
 log = logging.getLogger("elmo.probe")
+
+
+def register_schemas() -> None:
+    """Make ``probe_schema`` and each task's ``<task>_schema`` (in the group ``task``) known to
+    Hydra: the YAML defaults lists under configs/probe/ name them."""
+    store_schemas({"probe_schema": ProbeConfig})
+    store_schemas({f"{name}_schema": schema for name, schema in TASK_CONFIGS.items()}, group="task")
 
 
 def to_probe_config(cfg: DictConfig) -> ProbeConfig:
@@ -43,19 +45,16 @@ def to_probe_config(cfg: DictConfig) -> ProbeConfig:
 def _hydra_main(cfg: DictConfig) -> None:
     from elmo.tasks.run import run_probe
 
-    try:
+    with exit_on_error("elmo-probe", ValueError, TypeError, FileNotFoundError):
         config = to_probe_config(cfg)
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
         line = run_probe(config)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        # One clear line instead of a traceback; SystemExit passes through Hydra's error handler.
-        print(f"elmo-probe: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     sys.stdout.flush()
     print(json.dumps(line), flush=True)
 
 
 def main() -> None:
+    register_schemas()
     _hydra_main()
 
 

@@ -1,4 +1,5 @@
-"""``elmo-train``: the Hydra entry point (the only module that imports Hydra).
+"""``elmo-train``: the Hydra entry point of training (with ``elmo.probe`` and ``elmo.hydra_app``,
+the only modules that import Hydra).
 
     elmo-train model=small data=wikitext2 trainer.max_steps=1000
     elmo-train experiment=quickstart
@@ -11,17 +12,14 @@ errors), converted to dataclasses once, validated, and handed to ``run_training`
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from elmo.config import TrainConfig
+from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
 
-# configs/ sits next to the package (an editable install, as the README sets up).
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIG_DIR = str(CONFIGS)
 log = logging.getLogger("elmo.train")
 
 
@@ -37,7 +35,9 @@ def _schema() -> DictConfig:
     return schema
 
 
-ConfigStore.instance().store(name="train_schema", node=_schema())
+def register_schemas() -> None:
+    """Make ``train_schema`` (configs/train.yaml's first default) known to Hydra."""
+    store_schemas({"train_schema": _schema()})
 
 
 def to_train_config(cfg: DictConfig) -> TrainConfig:
@@ -61,13 +61,8 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
 def _hydra_main(cfg: DictConfig) -> float:
     from elmo.training.run import run_training
 
-    # Caught here, not around the hydra.main call: Hydra turns exceptions raised in here into
-    # its own report and exit code 1 before they could reach the caller.
-    try:
+    with exit_on_error("elmo-train"):  # bad config values: one clear line, not a traceback
         config = to_train_config(cfg)
-    except ValueError as error:  # bad config values: one clear line, not a traceback
-        print(f"elmo-train: error: {error}", file=sys.stderr)
-        sys.exit(2)
     config.output_dir = _job_output_dir(config.output_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics = run_training(config)
@@ -93,6 +88,7 @@ def _job_output_dir(output_dir: str) -> str:
 
 
 def main() -> None:
+    register_schemas()
     _hydra_main()
 
 

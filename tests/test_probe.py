@@ -12,13 +12,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from elmo.pretrained import save_pretrained
-from elmo.probe import CONFIG_DIR, to_probe_config
+from elmo.probe import CONFIG_DIR, register_schemas, to_probe_config
 from elmo.tasks.config import TASK_CONFIGS
 
 TASKS = sorted(path.stem for path in (Path(CONFIG_DIR) / "task").glob("*.yaml"))
 
 
 def _compose(*overrides: str):
+    register_schemas()  # as elmo-probe's main() does
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return to_probe_config(compose(config_name="probe", overrides=list(overrides)))
 
@@ -48,7 +49,7 @@ def test_overrides_are_typed_and_unknown_keys_rejected():
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "elmo.probe", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_the_command_ends_with_one_json_line_and_fails_cleanly(tmp_path, tiny_bilm):

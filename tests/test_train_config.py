@@ -9,6 +9,8 @@ offending key. (configs/probe/ belongs to ``elmo-probe`` and is tested with it.)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from elmo.config import TrainConfig, config_to_dict
-from elmo.train import CONFIG_DIR, to_train_config
+from elmo.train import CONFIG_DIR, register_schemas, to_train_config
 
 CONFIGS = Path(CONFIG_DIR)
 GROUPS = ("model", "data", "trainer", "tokenizer")
@@ -35,6 +37,7 @@ def _options(group: str) -> list[str]:
 
 
 def _compose(overrides: list[str]):
+    register_schemas()  # as elmo-train's main() does (importing elmo.train registers nothing)
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
@@ -141,7 +144,7 @@ def test_wrong_type_is_a_clear_error():
         ("trainer.optimizer=sgd", r"trainer\.optimizer must be adagrad or adam, got 'sgd'"),
         (
             "model.char_cnn.activation=gelu",
-            r"char_cnn\.activation must be 'relu' or 'tanh', got 'gelu'",
+            r"char_cnn\.activation must be relu or tanh, got 'gelu'",
         ),
         ("trainer.schedule=step", r"trainer\.schedule .* got 'step'"),
         ("trainer.max_steps=0", r"trainer\.max_steps must be > 0, got 0"),
@@ -154,3 +157,14 @@ def test_bad_value_is_a_clear_error(override: str, message: str):
 
     with pytest.raises(ValueError, match=message):
         to_train_config(cfg)
+
+
+def test_importing_the_entry_points_registers_nothing():
+    """Registration in Hydra's ConfigStore happens in main(), not as a side effect of importing."""
+    code = (
+        "import elmo.train, elmo.probe\n"
+        "from hydra.core.config_store import ConfigStore\n"
+        "print(sorted(ConfigStore.instance().list('/')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not any("schema" in name for name in result.stdout.split("'")), result.stdout

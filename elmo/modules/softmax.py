@@ -23,6 +23,10 @@ from torch import nn
 class Softmax(nn.Module):
     """Base class: a distribution over V words given a D-dimensional hidden state."""
 
+    # Whether a training step can leave some parameters without a gradient (DistributedDataParallel
+    # must then be told, with find_unused_parameters).
+    has_unused_parameters: bool = False
+
     def forward(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Same as ``loss``: (N, D) hidden states and (N,) long targets -> scalar mean NLL."""
         return self.loss(hidden, targets)
@@ -201,6 +205,9 @@ class AdaptiveSoftmax(Softmax):
         div_value: each cluster's projection is this many times smaller than the previous one.
     """
 
+    # A batch whose targets all fall in the head leaves the tail clusters without a gradient.
+    has_unused_parameters = True
+
     def __init__(
         self, dim: int, vocab_size: int, cutoffs: Sequence[int], div_value: float = 4.0
     ) -> None:
@@ -225,11 +232,12 @@ class AdaptiveSoftmax(Softmax):
         return self.adaptive.log_prob(hidden)  # (N, D) -> (N, V)
 
 
+# The softmax kinds, by their config name (``SoftmaxConfig.kind`` is checked against these).
 SOFTMAX_KINDS = {"full": FullSoftmax, "sampled": SampledSoftmax, "adaptive": AdaptiveSoftmax}
 
 
 def build_softmax(kind: str, dim: int, vocab_size: int, **kwargs) -> Softmax:
-    """The softmax of ``kind`` ("full", "sampled" or "adaptive"); kwargs go to its class."""
+    """The softmax of ``kind`` (a key of ``SOFTMAX_KINDS``); kwargs go to its class."""
     if kind not in SOFTMAX_KINDS:
         raise ValueError(f"unknown softmax kind {kind!r}; expected one of {sorted(SOFTMAX_KINDS)}")
     return SOFTMAX_KINDS[kind](dim, vocab_size, **kwargs)

@@ -1,1 +1,2 @@
-"""Training the biLM: objective, optimisation, evaluation, checkpoints and the loop."""
+"""Training the biLM: initialisation, objective, optimisation, the loop, evaluation, checkpoints
+and export; ``run.run_training`` wires them together."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, List, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -43,7 +43,7 @@ def wrap(module: nn.Module, device: torch.device, find_unused: bool = False) -> 
     )
 
 
-def gather(obj: Any, world: World) -> List[Any]:
+def gather(obj: Any, world: World) -> list[Any]:
     """Every process's ``obj``, in rank order (a one-element list in one process).
 
     ``obj`` holds tensors and plain data. It travels as ``torch.save`` bytes: pickling tensors
@@ -53,7 +53,7 @@ def gather(obj: Any, world: World) -> List[Any]:
         return [obj]
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    gathered: List[Any] = [None] * world.size
+    gathered: list[Any] = [None] * world.size
     dist.all_gather_object(gathered, buffer.getvalue())
     return [
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True) for data in gathered

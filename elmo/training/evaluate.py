@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
@@ -26,8 +26,8 @@ class Perplexity(NamedTuple):
     tokens: int  # predicted units per direction (every word or piece, and </S>, of every sentence)
     # exp of the two directions' total NLL over 2 * words: per whitespace word, whatever the units;
     # None when only the first max_batches windows were scored
-    word_ppl: Optional[float] = None
-    words: Optional[int] = None  # whitespace words plus one sentence end per sentence
+    word_ppl: float | None = None
+    words: int | None = None  # whitespace words plus one sentence end per sentence
 
     def as_dict(self) -> dict:
         return {"forward_ppl": self.forward_ppl, "backward_ppl": self.backward_ppl,
@@ -59,9 +59,9 @@ def evaluate_perplexity(
     vocab: Vocabulary,
     batch_size: int = 32,
     unroll_steps: int = 20,
-    max_batches: Optional[int] = None,
+    max_batches: int | None = None,
     progress: bool = False,
-    tokenizer: Optional[Tokenizer] = None,
+    tokenizer: Tokenizer | None = None,
 ) -> Perplexity:
     """Perplexity of ``bilm`` on ``lines`` (one sentence per line), exact full softmax.
 

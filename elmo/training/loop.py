@@ -6,15 +6,15 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from elmo.config import TrainerConfig
 from elmo.data.stream import Batch, LMBatcher
-from elmo.modules.lstm import LstmState
 from elmo.training.objective import ObjectiveOutput
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,10 @@ class RunState:
     """What changes as training goes on (besides weights, optimizer and data position)."""
 
     step: int = 0  # optimizer steps taken
-    forward_state: Optional[LstmState] = None  # carried across windows, per batch row
-    backward_state: Optional[LstmState] = None
-    history: List[dict] = field(default_factory=list)  # one record per logged step / evaluation
+    # The biLM's recurrent state of each direction (opaque here), carried across windows per row.
+    forward_state: Any | None = None
+    backward_state: Any | None = None
+    history: list[dict] = field(default_factory=list)  # one record per logged step / evaluation
 
 
 def train_step(
@@ -63,8 +64,8 @@ def fit(
     run: RunState,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    evaluate: Optional[Callable[[], dict]] = None,
-    checkpoint: Optional[Callable[[RunState], None]] = None,
+    evaluate: Callable[[], dict] | None = None,
+    checkpoint: Callable[[RunState], None] | None = None,
     show_progress: bool = True,
 ) -> RunState:
     """Train until ``config.max_steps``, continuing from ``run.step``.

@@ -1,49 +1,77 @@
-"""Optimizers and the learning-rate schedule."""
+"""Optimizers and the learning-rate schedule, each a registry by config name.
+
+``TrainerConfig.optimizer`` and ``TrainerConfig.schedule`` are checked against ``OPTIMIZERS`` and
+``SCHEDULES``: a new entry here is a new allowed value there.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 import torch
 
 from elmo.config import TrainerConfig
 
 
-def build_optimizer(parameters, config: TrainerConfig) -> torch.optim.Optimizer:
-    """Adagrad as the original ELMo training (lr 0.2, accumulator 1.0), or AdamW."""
-    parameters = [p for p in parameters if p.requires_grad]
-    if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(
-            parameters,
-            lr=config.lr,
-            initial_accumulator_value=config.adagrad_initial_accumulator,
-            weight_decay=config.weight_decay,
+def _adagrad(parameters: list, config: TrainerConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(
+        parameters,
+        lr=config.lr,
+        initial_accumulator_value=config.adagrad_initial_accumulator,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _adamw(parameters: list, config: TrainerConfig) -> torch.optim.Optimizer:
+    beta1, beta2 = config.adam_betas
+    return torch.optim.AdamW(
+        parameters, lr=config.lr, betas=(beta1, beta2), weight_decay=config.weight_decay
+    )
+
+
+# Config name -> the optimizer over the trainable parameters. "adagrad" is the original ELMo
+# training's (lr 0.2, initial accumulator 1.0); "adam" is AdamW (decoupled weight decay).
+OPTIMIZERS: dict[str, Callable[[list, TrainerConfig], torch.optim.Optimizer]] = {
+    "adagrad": _adagrad,
+    "adam": _adamw,
+}
+
+# Config name -> the peak learning rate's multiplier after warm-up, as a function of the progress
+# from the end of warm-up (0) to max_steps (1).
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda progress: 1.0,
+    "linear": lambda progress: 1.0 - progress,  # to 0 at max_steps
+    "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress)),  # to 0 at max_steps
+}
+
+
+def build_optimizer(
+    parameters: Iterable[torch.nn.Parameter], config: TrainerConfig
+) -> torch.optim.Optimizer:
+    """The ``config.optimizer`` (a key of ``OPTIMIZERS``) over the parameters that need gradients."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {config.optimizer!r}; expected one of {sorted(OPTIMIZERS)}"
         )
-    if config.optimizer == "adam":
-        beta1, beta2 = config.adam_betas
-        return torch.optim.AdamW(
-            parameters, lr=config.lr, betas=(beta1, beta2), weight_decay=config.weight_decay
-        )
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected adagrad or adam")
+    return OPTIMIZERS[config.optimizer]([p for p in parameters if p.requires_grad], config)
 
 
 def lr_factor(step: int, config: TrainerConfig) -> float:
     """Multiplier of the peak learning rate before optimizer step ``step`` (0-based).
 
-    Linear warm-up over ``warmup_steps``, then constant, linear decay to 0 at ``max_steps``, or
-    cosine decay to 0 at ``max_steps``.
+    Linear warm-up over ``warmup_steps``, then ``config.schedule`` (a key of ``SCHEDULES``):
+    constant, linear decay to 0 at ``max_steps``, or cosine decay to 0 at ``max_steps``.
     """
+    if config.schedule not in SCHEDULES:
+        raise ValueError(
+            f"unknown schedule {config.schedule!r}; expected one of {sorted(SCHEDULES)}"
+        )
     warmup = config.warmup_steps
     if step < warmup:
         return (step + 1) / warmup
-    if config.schedule == "constant":
-        return 1.0
     progress = min(1.0, (step - warmup) / max(1, config.max_steps - warmup))
-    if config.schedule == "linear":
-        return 1.0 - progress
-    if config.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown schedule {config.schedule!r}; expected constant, linear or cosine")
+    return SCHEDULES[config.schedule](progress)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainerConfig):

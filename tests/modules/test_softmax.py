@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from elmo.modules.softmax import (
+    SOFTMAX_KINDS,
     AdaptiveSoftmax,
     FullSoftmax,
     SampledSoftmax,
@@ -61,6 +62,20 @@ def test_parameter_names_are_the_checkpoint_format():
         AdaptiveSoftmax(D, V, cutoffs=[4, 10])  # 8 // 4**2 = 0 dimensions for the last cluster
     with pytest.raises(ValueError, match=r"'hierarchical'.*\['adaptive', 'full', 'sampled'\]"):
         build_softmax("hierarchical", D, V)
+
+
+def test_only_the_adaptive_softmax_can_leave_parameters_without_gradients():
+    """``has_unused_parameters`` (DDP's find_unused_parameters) says what a step really does."""
+    assert {k: c.has_unused_parameters for k, c in SOFTMAX_KINDS.items()} == {
+        "full": False, "sampled": False, "adaptive": True,
+    }  # fmt: skip
+    torch.manual_seed(0)
+    hidden, head_targets = torch.randn(N, D), torch.randint(0, 5, (N,))  # none in the tail
+    for kind, kwargs in [("full", {}), ("sampled", {"num_samples": 5}), ("adaptive", {"cutoffs": [5]})]:
+        softmax = build_softmax(kind, D, V, **kwargs)
+        softmax.loss(hidden, head_targets).backward()
+        unused = [name for name, p in softmax.named_parameters() if p.grad is None]
+        assert bool(unused) == softmax.has_unused_parameters, (kind, unused)
 
 
 def test_sampler_draws_distinct_ids_in_first_draw_order():

@@ -1,7 +1,8 @@
-"""Training checkpoints: atomic writes, loading without running code, and exact RNG restore."""
+"""Training checkpoints: atomic writes, loading without running code, exact RNG restore, resume."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import random
@@ -10,12 +11,19 @@ import numpy as np
 import pytest
 import torch
 
+from elmo.config import TrainConfig, TrainerConfig
+from elmo.model import BiLM
 from elmo.training.checkpoint import (
     capture_rng_state,
+    checkpoint_payload,
     load_checkpoint,
     restore_rng_state,
+    resume,
     save_checkpoint,
 )
+from elmo.training.distributed import World
+from elmo.training.loop import RunState
+from elmo.training.optim import build_optimizer, build_scheduler
 
 
 def _payload() -> dict:
@@ -138,3 +146,39 @@ def test_captured_state_is_a_snapshot():
     restore_rng_state(state)  # the same state restores twice: capture did not alias live state
 
     assert first == second == _draws()
+
+
+def _training_parts(tiny_config):
+    bilm = BiLM(dataclasses.replace(tiny_config, vocab_size=10))
+    optimizer = build_optimizer(bilm.parameters(), TrainerConfig())
+    return bilm, optimizer, build_scheduler(optimizer, TrainerConfig())
+
+
+def test_a_run_payload_resumes_into_fresh_objects(tmp_path, tiny_config):
+    bilm, optimizer, scheduler = _training_parts(tiny_config)
+    state = bilm.initial_state(3)
+    forward = type(state.forward)(*(torch.randn_like(t) for t in state.forward))
+    run = RunState(step=4, forward_state=forward, history=[{"step": 4, "loss": 2.5}])
+    world = World(rank=0, size=1, local_rank=0)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(
+        path, checkpoint_payload(TrainConfig(), bilm, optimizer, scheduler, [], run, world)
+    )
+
+    payload = load_checkpoint(path)  # the format: plain data only, the states as tensor lists
+    assert sorted(payload) == ["config", "history", "model", "optimizer", "ranks", "scheduler",
+                               "step", "world_size"]  # fmt: skip
+    assert sorted(payload["ranks"][0]) == ["backward_state", "data", "forward_state", "rng"]
+    assert payload["ranks"][0]["backward_state"] is None
+    assert [type(t) for t in payload["ranks"][0]["forward_state"]] == [torch.Tensor] * 2
+
+    fresh, fresh_optimizer, fresh_scheduler = _training_parts(tiny_config)
+    restored = RunState()
+    resume(path, fresh, fresh_optimizer, fresh_scheduler, [], restored, world, torch.device("cpu"))
+    assert (restored.step, restored.history, restored.backward_state) == (4, run.history, None)
+    for actual, expected in zip(restored.forward_state, forward):
+        assert torch.equal(actual, expected)
+    for name, tensor in bilm.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], tensor), name
+    with pytest.raises(ValueError, match="written by 1 processes; resume with as many"):
+        resume(path, fresh, fresh_optimizer, fresh_scheduler, [], restored, World(0, 2, 0), "cpu")

@@ -21,7 +21,7 @@ from train_runs import TINY_RUN, single_thread_env, wikitext_train_lines, write_
 
 from elmo.data.characters import BOS_TOKEN, EOS_TOKEN
 from elmo.pretrained import from_pretrained
-from elmo.train import CONFIG_DIR, to_train_config
+from elmo.train import CONFIG_DIR, register_schemas, to_train_config
 from elmo.training.checkpoint import load_checkpoint
 from elmo.training.run import run_training
 
@@ -115,6 +115,7 @@ def test_a_two_process_checkpoint_needs_two_processes_to_resume(two_process_run,
     run, overrides, _ = two_process_run
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
+    register_schemas()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", [*overrides, f"output_dir={copy}", f"trainer.max_steps={STEPS + 2}"])
     threads = torch.get_num_threads()

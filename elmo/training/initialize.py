@@ -1,0 +1,86 @@
+"""Where a run's model starts: random weights, or an existing model's (``init_from``, fine-tuning).
+
+Fine-tuning keeps the source's architecture, and its tokenizer and vocabulary when it has them
+(our pretrained directory): its softmax is over its units. A published model (options.json +
+weights.hdf5) has neither a vocabulary nor a softmax, so the run builds a vocabulary from its
+training text and a new softmax over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import NamedTuple
+
+from elmo.config import BiLMConfig, TokenizerConfig
+from elmo.data.tokenizer import Tokenizer
+from elmo.data.vocab import Vocabulary
+from elmo.model import BiLM
+from elmo.pretrained import load_bilm, load_tokenizer, load_vocabulary
+
+log = logging.getLogger(__name__)
+
+
+class InheritedUnits(NamedTuple):
+    """The tokenizer and vocabulary a fine-tuning run takes over from its source model."""
+
+    tokenizer: Tokenizer
+    vocab: Vocabulary
+
+
+def inherited_units(init_from: str | None, settings: TokenizerConfig) -> InheritedUnits | None:
+    """``init_from``'s tokenizer and vocabulary; None without init_from or when it has no vocabulary.
+
+    Args:
+        init_from: the model directory the run starts from, if any.
+        settings: the run's tokenizer settings; their ``kind`` must be the source's.
+
+    Raises:
+        ValueError: the source reads other units than ``settings.kind``.
+    """
+    if not init_from:
+        return None
+    vocab = load_vocabulary(init_from)
+    if vocab is None:
+        return None
+    tokenizer = load_tokenizer(init_from)
+    if tokenizer.kind != settings.kind:
+        raise ValueError(
+            f"{init_from} reads {tokenizer.kind} but tokenizer.kind is {settings.kind!r}; "
+            f"fine-tuning keeps the model's tokenizer (its softmax is over its units)"
+        )
+    return InheritedUnits(tokenizer, vocab)
+
+
+def build_model(config: BiLMConfig, vocab_size: int, init_from: str | None = None) -> BiLM:
+    """A fresh BiLM, or one initialised from ``init_from`` with a softmax over ``vocab_size`` words.
+
+    Args:
+        config: the run's model config; with ``init_from`` only its softmax and dropout are used
+            (the architecture is the source's).
+        vocab_size: V, the run's vocabulary size.
+        init_from: a model directory (ours or the published format) to start from.
+
+    Raises:
+        ValueError: the source's softmax has another size than V, or its weights do not fit.
+    """
+    if not init_from:
+        return BiLM(dataclasses.replace(config, vocab_size=vocab_size))
+    source = load_bilm(model=init_from)
+    # The architecture is the source's; the softmax and the training dropout are this run's.
+    model_config = dataclasses.replace(
+        source.config, vocab_size=vocab_size, softmax=config.softmax, dropout=config.dropout
+    )
+    model = BiLM(model_config)
+    if source.softmax is not None and source.config.vocab_size != vocab_size:
+        raise ValueError(
+            f"{init_from}: its softmax has {source.config.vocab_size} words but the "
+            f"vocabulary has {vocab_size}"
+        )
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("softmax.") for key in missing):
+        raise ValueError(
+            f"{init_from}: weights do not fit: missing {missing}, unexpected {unexpected}"
+        )
+    log.info("initialised from %s%s", init_from, " (new softmax)" if missing else "")
+    return model

@@ -1,0 +1,88 @@
+"""Tests for elmo.data.prepare: a run's units are made once, by the main process, between barriers."""
+
+from __future__ import annotations
+
+from sentencepiece_text import corpus_lines
+
+from elmo.config import DataConfig, TokenizerConfig
+from elmo.data.prepare import prepare_tokenizer, prepare_vocabulary
+from elmo.data.tokenizer import PieceTokenizer, Tokenizer
+from elmo.data.vocab import Vocabulary
+
+
+class Barrier:
+    """Counts its calls; ``between`` runs at the second one (what the main process did before)."""
+
+    def __init__(self, between=None) -> None:
+        self.calls, self.between = 0, between
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls == 2 and self.between is not None:
+            self.between()
+
+
+def _text(tmp_path) -> str:
+    path = tmp_path / "train.txt"
+    path.write_text("the bank of the river\nthe river flows\n", encoding="utf-8")
+    return str(path)
+
+
+def test_words_need_no_file_and_no_barrier(tmp_path):
+    barrier = Barrier()
+    tokenizer = prepare_tokenizer(
+        TokenizerConfig(), _text(tmp_path), tmp_path / "sp", True, barrier
+    )
+
+    assert type(tokenizer) is Tokenizer and barrier.calls == 0
+    assert not (tmp_path / "sp").exists()
+
+
+def test_sentencepiece_is_trained_once_and_read_back(tmp_path):
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(corpus_lines()) + "\n", encoding="utf-8")
+    settings = TokenizerConfig(kind="sentencepiece", vocab_size=360, character_coverage=1.0)
+    saved, barrier = tmp_path / "sp.model", Barrier()
+
+    first = prepare_tokenizer(settings, str(train), saved, True, barrier)
+    stamp = saved.stat().st_mtime_ns
+    again = prepare_tokenizer(settings, str(train), saved, True, barrier)  # resuming
+
+    assert isinstance(first, PieceTokenizer) and barrier.calls == 4  # two per call
+    assert saved.stat().st_mtime_ns == stamp  # not trained again
+    assert again.units("the river crossed") == first.units("the river crossed")
+
+
+def test_vocabulary_is_built_saved_and_read_back_when_resuming(tmp_path):
+    text, saved, barrier = _text(tmp_path), tmp_path / "vocab.txt", Barrier()
+
+    built = prepare_vocabulary(
+        DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True, barrier
+    )
+    assert "river" in built and saved.is_file() and barrier.calls == 2
+    saved.write_text(saved.read_text() + "extra\t1\n")  # what a resumed run finds is what it reads
+    resumed = prepare_vocabulary(
+        DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True, barrier
+    )
+    assert "extra" in resumed and barrier.calls == 3  # only the barrier before looking
+
+
+def test_an_inherited_vocabulary_wins_over_the_training_text(tmp_path):
+    inherited = Vocabulary(["<S>", "</S>", "<UNK>", "sun", "moon"])
+    saved = tmp_path / "vocab.txt"
+
+    vocab = prepare_vocabulary(DataConfig(), _text(tmp_path), saved, Tokenizer(TokenizerConfig()),
+                               True, Barrier(), inherited=inherited, inherited_from="src")  # fmt: skip
+
+    assert vocab.tokens == inherited.tokens and Vocabulary.load(saved).tokens == inherited.tokens
+
+
+def test_other_processes_read_what_the_main_one_wrote(tmp_path):
+    saved = tmp_path / "vocab.txt"
+    written = Vocabulary(["<S>", "</S>", "<UNK>", "sun"])
+    barrier = Barrier(between=lambda: written.save(saved))  # the main process, meanwhile
+
+    vocab = prepare_vocabulary(DataConfig(), _text(tmp_path), saved, Tokenizer(TokenizerConfig()),
+                               False, barrier)  # fmt: skip
+
+    assert vocab.tokens == written.tokens and barrier.calls == 2

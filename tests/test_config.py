@@ -1,0 +1,53 @@
+"""Tests for elmo.config: each name setting accepts exactly its implementing registry's names."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from elmo.config import BiLMConfig, CharCNNConfig, SoftmaxConfig, TrainConfig, TrainerConfig
+from elmo.kernels import kernel_names
+from elmo.modules.char_cnn import ACTIVATIONS
+from elmo.modules.softmax import SOFTMAX_KINDS
+from elmo.training.optim import OPTIMIZERS, SCHEDULES
+
+
+def _model(**changes) -> BiLMConfig:
+    return BiLMConfig(
+        char_cnn=CharCNNConfig(activation=changes.get("activation", "relu")),
+        softmax=SoftmaxConfig(kind=changes.get("softmax", "full")),
+    )
+
+
+def _train(**trainer) -> TrainConfig:
+    return TrainConfig(trainer=TrainerConfig(**trainer))
+
+
+@pytest.mark.parametrize(
+    "setting, registry, build",
+    [
+        ("char_cnn.activation", ACTIVATIONS, lambda name: _model(activation=name)),
+        ("softmax.kind", SOFTMAX_KINDS, lambda name: _model(softmax=name)),
+        ("trainer.optimizer", OPTIMIZERS, lambda name: _train(optimizer=name)),
+        ("trainer.schedule", SCHEDULES, lambda name: _train(schedule=name)),
+        ("trainer.kernel", kernel_names(), lambda name: _train(kernel=name)),
+    ],
+)
+def test_a_setting_accepts_its_registry_names_and_names_them_on_error(setting, registry, build):
+    for name in registry:
+        build(name).validate()
+    with pytest.raises(ValueError, match=rf"{setting} must be .*, got 'bogus'") as error:
+        build("bogus").validate()
+    assert all(name in str(error.value) for name in registry)
+
+
+def test_fast_lstm_is_a_deprecated_spelling_of_the_fused_kernel(caplog):
+    assert TrainerConfig().kernel == "exact"
+    with caplog.at_level(logging.WARNING, logger="elmo.config"):
+        config = _train(fast_lstm=True).validate()
+    assert config.trainer.kernel == "fused"
+    assert "fast_lstm is deprecated" in caplog.text
+    caplog.clear()
+    config.validate()  # validating again: nothing left to translate, no second warning
+    assert config.trainer.kernel == "fused" and not caplog.text
