@@ -19,6 +19,7 @@ from elmo.config import POOLINGS
 from elmo.data.characters import batch_to_ids
 from elmo.data.tokenizer import Tokenizer, word_tokenizer
 from elmo.kernels import RecurrenceKernel
+from elmo.layer_choice import LayerChoice, check_choice, select
 from elmo.model import BiLM, BiLMState, overlay_rows
 from elmo.modules.pooling import pool_pieces
 from elmo.modules.scalar_mix import ScalarMix
@@ -26,7 +27,6 @@ from elmo.modules.sequence import remove_sentence_boundaries
 from elmo.modules.token_cache import TokenVectorCache
 
 Sentence = Union[str, Sequence[str]]  # a whitespace-tokenized string or a list of tokens
-OUTPUTS = ("all", "top", "average")
 UNITS = ("words", "pieces")
 
 
@@ -186,7 +186,7 @@ class ElmoEmbedder:
     def embed_sentences(
         self,
         sentences: Sequence[Sentence],
-        output: Union[str, int] = "all",
+        output: LayerChoice = "all",
         numpy: bool = False,
         progress: bool = False,
     ) -> List[Union[torch.Tensor, np.ndarray]]:
@@ -198,14 +198,16 @@ class ElmoEmbedder:
         Args:
             sentences: strings (split on whitespace) or token lists.
             output: "all" -> (L, n, 2D) per sentence; "top" -> the last layer (n, 2D);
-                "average" -> the mean of the L layers (n, 2D); an int k -> layer k (n, 2D).
+                "average" -> the mean of the L layers (n, 2D); an int k -> layer k (n, 2D);
+                a tuple of L weights -> their normalised weighted sum (n, 2D)
+                (``elmo.layer_choice``).
             numpy: return numpy arrays instead of CPU tensors.
             progress: show a progress bar (stderr).
 
         Returns:
             One array per sentence, n = its number of tokens.
         """
-        _check_output(output, self.num_layers)
+        output = check_choice(output, self.num_layers, name="output")
         tokens = [tokenize(s) for s in sentences]
         order = list(range(len(tokens)))
         if not self.stateful:
@@ -221,11 +223,11 @@ class ElmoEmbedder:
             batch = self.embed_batch([tokens[i] for i in rows])
             for row, index in enumerate(rows):
                 n = int(batch.mask[row].sum())  # words, or pieces with units="pieces"
-                results[index] = select_output(batch.layers[:, row, :n].cpu(), output)
+                results[index] = select(batch.layers[:, row, :n].cpu(), output)
         return [r.numpy() if numpy else r for r in results]
 
     def embed_sentence(
-        self, sentence: Sentence, output: Union[str, int] = "all", numpy: bool = False
+        self, sentence: Sentence, output: LayerChoice = "all", numpy: bool = False
     ) -> Union[torch.Tensor, np.ndarray]:
         """Vectors of one sentence (see ``embed_sentences``)."""
         return self.embed_sentences([sentence], output=output, numpy=numpy)[0]
@@ -260,26 +262,6 @@ def _strip_boundaries(layers: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
     """(L, B, T + 2, 2D) and (B, T + 2) -> (L, B, T, 2D) and (B, T), without <S> and </S>."""
     stripped, mask = remove_sentence_boundaries(layers.permute(1, 2, 0, 3), mask)  # (B, T, L, 2D)
     return stripped.permute(2, 0, 1, 3), mask
-
-
-def _check_output(output: Union[str, int], num_layers: int) -> None:
-    if isinstance(output, bool) or not isinstance(output, (str, int)):
-        raise TypeError(f"output must be one of {OUTPUTS} or a layer index, got {output!r}")
-    if isinstance(output, str) and output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS} or a layer index, got {output!r}")
-    if isinstance(output, int) and not -num_layers <= output < num_layers:
-        raise ValueError(f"layer index {output} out of range for {num_layers} layers")
-
-
-def select_output(layers: torch.Tensor, output: Union[str, int]) -> torch.Tensor:
-    """(L, n, 2D) -> what ``output`` asks for (see ElmoEmbedder.embed_sentences)."""
-    if output == "all":
-        return layers
-    if output == "top":
-        return layers[-1]
-    if output == "average":
-        return layers.mean(dim=0)
-    return layers[output]
 
 
 class ElmoOutput(NamedTuple):

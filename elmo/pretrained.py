@@ -9,8 +9,9 @@ A pretrained model is a directory holding
 * ``vocab.txt``: the softmax vocabulary, when the model has a softmax;
 * ``sentencepiece.model``: the trained sentencepiece model, when the tokenizer is sentencepiece.
 
-``load_bilm`` also accepts the published format (``options.json`` + ``weights.hdf5``), so every
-command takes either kind of model.
+``load_bilm`` is the one loader every command goes through: it reads this directory
+(``from_pretrained``) or the published format (``options.json`` + ``weights.hdf5``,
+``elmo.published.load_published``), so every command takes either kind of model.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -148,15 +148,39 @@ def load_vocabulary(directory: str | os.PathLike):
 
 
 def load_bilm(
-    model: Optional[str | os.PathLike] = None,
-    options_file: Optional[str | os.PathLike] = None,
-    weight_file: Optional[str | os.PathLike] = None,
+    model: str | os.PathLike | None = None,
+    options_file: str | os.PathLike | None = None,
+    weight_file: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
+    kernel: str | None = None,
 ) -> BiLM:
-    """Load either kind of model: our directory, or the published options + weights.
+    """Load either kind of model, in eval mode: the one loader behind every command and API.
 
-    ``model`` may be our directory or a directory holding ``options.json`` and ``weights.hdf5``.
+    Args:
+        model: our directory (``from_pretrained``), or a directory holding ``options.json`` and
+            ``weights.hdf5`` (``elmo.published.load_published``).
+        options_file, weight_file: the published format's two files (instead of ``model``).
+        device: where the model goes.
+        kernel: the recurrence kernel by name (``elmo.kernels``: "exact", "fused"); None keeps
+            the model's default (exact).
+
+    Raises:
+        ValueError: both or neither kinds of source given, or files that do not match.
+        FileNotFoundError: a missing file or directory, or a directory of neither format.
     """
+    bilm = _load_either_format(model, options_file, weight_file, device)
+    if kernel is not None:
+        bilm.kernel = kernel
+    return bilm
+
+
+def _load_either_format(
+    model: str | os.PathLike | None,
+    options_file: str | os.PathLike | None,
+    weight_file: str | os.PathLike | None,
+    device: str | torch.device,
+) -> BiLM:
+    """The model of whichever format the arguments name (see ``load_bilm``)."""
     from elmo.published import load_published
 
     if model is not None and (options_file is not None or weight_file is not None):

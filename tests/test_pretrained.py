@@ -68,6 +68,14 @@ def test_wrong_format_version_and_missing_directory(tmp_path, tiny_bilm):
         load_bilm(model=tmp_path / "absent")
 
 
+def test_load_bilm_sets_the_kernel_it_is_given(tmp_path, tiny_bilm):
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    assert load_bilm(model=directory).kernel.name == "exact"
+    assert load_bilm(model=directory, kernel="fused").kernel.name == "fused"
+    with pytest.raises(ValueError, match="turbo"):
+        load_bilm(model=directory, kernel="turbo")
+
+
 def test_published_to_ours_to_published_is_exact(tmp_path):
     fixture = shared_path("fixtures", "elmo-random-mid")
     published = load_bilm(model=fixture)  # a directory with options.json + weights.hdf5

@@ -3,7 +3,7 @@
 from elmo.analysis import find_substitutes, build_index, find_neighbours, find_senses
 """
 
-from elmo.analysis.corpus import Corpus, parse_layer, read_corpus
+from elmo.analysis.corpus import Corpus, read_corpus
 from elmo.analysis.index import ContextIndex, build_index
 from elmo.analysis.kmeans import choose_k, kmeans, silhouette_score
 from elmo.analysis.neighbours import Neighbour, find_neighbours
@@ -11,6 +11,7 @@ from elmo.analysis.pca import pca
 from elmo.analysis.query import MarkedQuery, parse_marked_query
 from elmo.analysis.senses import Senses, find_senses, plot_senses, write_senses_csv
 from elmo.analysis.substitutes import Substitute, Substitutes, find_substitutes
+from elmo.layer_choice import parse_choice
 
 __all__ = [
     "ContextIndex",
@@ -26,7 +27,7 @@ __all__ = [
     "find_senses",
     "find_substitutes",
     "kmeans",
-    "parse_layer",
+    "parse_choice",
     "parse_marked_query",
     "pca",
     "plot_senses",

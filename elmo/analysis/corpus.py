@@ -4,12 +4,10 @@ A corpus is a UTF-8 text file with one sentence per line, tokens separated by wh
 format of ``elmo embed`` and of WikiText). Blank lines are skipped; every other line is a sentence
 and keeps its 1-based line number, so results can point back into the file.
 
-``layer`` picks which vectors to compare, for every function of ``elmo.analysis``:
-
-* an int k: ELMo layer k (0 is the context-independent character layer);
-* ``"top"``: the last biLSTM layer (the best for word senses, Peters et al., 2018, Sec. 5.3);
-* ``"average"``: the mean of all layers;
-* a sequence of L weights: their normalised weighted sum of the layers (a fixed scalar mix).
+``layer`` picks which vectors to compare, for every function of ``elmo.analysis``: a layer choice
+of ``elmo.layer_choice`` that gives one vector per token, so an index 0..L-1 (0 is the
+context-independent character layer), ``"top"``, ``"average"``, or a sequence of L weights (a
+fixed scalar mix); not ``"all"``.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from elmo.embedder import ElmoEmbedder
-
-Layer = int | str | tuple[float, ...]
+from elmo.layer_choice import LayerChoice, check_choice, select
 
 
 class Corpus(NamedTuple):
@@ -59,62 +56,17 @@ def read_corpus(path: str | os.PathLike) -> Corpus:
     return Corpus(path, sentences, line_numbers)
 
 
-def parse_layer(text: str) -> Layer:
-    """A command-line layer choice: ``"2"``, ``"top"``, ``"average"`` or weights ``"0,1,1"``."""
-    text = text.strip()
-    if text in ("top", "average"):
-        return text
-    try:
-        if "," in text:
-            return tuple(float(w) for w in text.split(","))
-        return int(text)
-    except ValueError:
-        raise ValueError(
-            f"layer must be an index, 'top', 'average' or comma-separated weights, got {text!r}"
-        ) from None
-
-
-def check_layer(layer: Layer, num_layers: int) -> Layer:
-    """``layer`` in its canonical form (weights as a tuple), checked against ``num_layers``."""
-    if isinstance(layer, str):
-        if layer not in ("top", "average"):
-            raise ValueError(f"layer must be an index, 'top', 'average' or weights, got {layer!r}")
-        return layer
-    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
-        if not 0 <= layer < num_layers:
-            raise ValueError(
-                f"layer {layer} is out of range: the model has layers 0..{num_layers - 1}"
-            )
-        return int(layer)
-    weights = tuple(float(w) for w in layer)
-    if len(weights) != num_layers or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(
-            f"layer weights must be {num_layers} non-negative numbers, not all zero, got {weights}"
-        )
-    return weights
-
-
-def layer_name(layer: Layer) -> str:
-    """A short text form of ``layer`` (for cache keys and messages)."""
-    if isinstance(layer, tuple):
-        return "mix(" + ",".join(f"{w:g}" for w in layer) + ")"
-    return str(layer)
-
-
-def select_layer(layers: np.ndarray, layer: Layer) -> np.ndarray:
-    """(L, n, 2D) all layers of a sentence -> (n, 2D) the vectors ``layer`` asks for."""
-    if layer == "top":
-        return layers[-1]
-    if layer == "average":
-        return layers.mean(axis=0)
-    if isinstance(layer, tuple):
-        weights = np.asarray(layer, dtype=layers.dtype) / sum(layer)  # (L,)
-        return np.tensordot(weights, layers, axes=1)  # (L,) . (L, n, 2D) -> (n, 2D)
-    return layers[layer]
+def check_layer(layer: LayerChoice, num_layers: int) -> LayerChoice:
+    """``layer`` in its canonical form (weights as a tuple), checked against ``num_layers``:
+    every choice of ``elmo.layer_choice`` that gives one vector per token, indices 0..L-1."""
+    return check_choice(layer, num_layers, allow_all=False, allow_negative=False)
 
 
 def contextual_vectors(
-    embedder: ElmoEmbedder, sentences: Sequence[Sequence[str]], layer: Layer, progress: bool = False
+    embedder: ElmoEmbedder,
+    sentences: Sequence[Sequence[str]],
+    layer: LayerChoice,
+    progress: bool = False,
 ) -> list[np.ndarray]:
     """The (n, 2D) float32 vectors of every sentence's n tokens, each sentence in its own context.
 
@@ -122,11 +74,11 @@ def contextual_vectors(
     sentence's vectors as if it were alone. ``progress`` shows a bar over batches (stderr).
     """
     layer = check_layer(layer, embedder.num_layers)
-    if isinstance(layer, tuple):  # a mix: the embedder gives every layer, weighted here
+    if isinstance(layer, tuple):  # a mix: weighted here, in numpy, as it always has been
         all_layers = embedder.embed_sentences(
             list(sentences), output="all", numpy=True, progress=progress
         )
-        vectors = [select_layer(layers, layer) for layers in all_layers]
+        vectors = [select(layers, layer) for layers in all_layers]
     else:
         vectors = embedder.embed_sentences(
             list(sentences), output=layer, numpy=True, progress=progress

@@ -6,7 +6,8 @@ hashes everything the vectors depend on:
 
 * the corpus file: its resolved path, size and modification time (an edit invalidates it);
 * the model: a fingerprint of every weight (a retrained model invalidates it);
-* the layer choice.
+* the layer choice;
+* the recurrence kernel, when it is not bit-exact (``elmo.kernels``).
 
 Vectors are stored unit-length in float16: the cache is half the size, and cosines keep an
 error of about 1e-4 (ranks can only swap between near-identical contexts).
@@ -26,15 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from elmo.analysis.corpus import (
-    Corpus,
-    Layer,
-    check_layer,
-    contextual_vectors,
-    layer_name,
-    read_corpus,
-)
+from elmo.analysis.corpus import Corpus, check_layer, contextual_vectors, read_corpus
 from elmo.embedder import ElmoEmbedder
+from elmo.layer_choice import LayerChoice, choice_name
 from elmo.model import BiLM
 
 logger = logging.getLogger(__name__)
@@ -49,7 +44,7 @@ class ContextIndex:
     ``sentence_ids[i]`` of ``corpus``."""
 
     corpus: Corpus
-    layer: Layer
+    layer: LayerChoice
     vectors: np.ndarray  # (N, 2D) float16, unit length, N = tokens in the corpus
     sentence_ids: np.ndarray  # (N,) int32, index into corpus.sentences
     positions: np.ndarray  # (N,) int32, token index within the sentence
@@ -61,7 +56,7 @@ class ContextIndex:
 def build_index(
     bilm: BiLM,
     corpus: str | os.PathLike,
-    layer: Layer = "top",
+    layer: LayerChoice = "top",
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     batch_size: int = 64,
@@ -96,7 +91,7 @@ def build_index(
 
 
 def _embed_corpus(
-    embedder: ElmoEmbedder, corpus: Corpus, layer: Layer, progress: bool, chunk: int = 256
+    embedder: ElmoEmbedder, corpus: Corpus, layer: LayerChoice, progress: bool, chunk: int = 256
 ) -> ContextIndex:
     """Embed every sentence (``chunk`` at a time, to hold one chunk's float32 vectors)."""
     from tqdm import tqdm
@@ -144,14 +139,16 @@ def corpus_stamp(corpus_path: Path) -> str:
     return f"{corpus_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def cache_key(corpus_path: Path, bilm: BiLM, layer: Layer) -> str:
+def cache_key(corpus_path: Path, bilm: BiLM, layer: LayerChoice) -> str:
     """The hash that names and validates a cache file (see the module docstring)."""
     parts = {
         "format": INDEX_FORMAT,
         "corpus": corpus_stamp(corpus_path),
         "weights": weights_fingerprint(bilm),
-        "layer": layer_name(layer),
+        "layer": choice_name(layer),
     }
+    if not bilm.kernel.exact:  # its vectors differ from the exact ones by float rounding
+        parts["kernel"] = bilm.kernel.name
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

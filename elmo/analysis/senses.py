@@ -18,17 +18,16 @@ import numpy as np
 
 from elmo.analysis.corpus import (
     Corpus,
-    Layer,
     check_layer,
     context_window,
     contextual_vectors,
-    layer_name,
     read_corpus,
 )
 from elmo.analysis.kmeans import choose_k, kmeans
 from elmo.analysis.pca import pca
 from elmo.analysis.query import mark
 from elmo.embedder import ElmoEmbedder
+from elmo.layer_choice import LayerChoice, choice_name
 from elmo.model import BiLM
 
 K_CANDIDATES = range(2, 7)  # the k tried when none is given
@@ -43,7 +42,7 @@ class Occurrence(NamedTuple):
 class Senses(NamedTuple):
     word: str
     corpus: Path
-    layer: Layer
+    layer: LayerChoice
     occurrences: list[Occurrence]  # the n occurrences clustered, in corpus order
     total_occurrences: int  # how many the corpus holds (more than n when capped)
     coords: np.ndarray  # (n, 2) PCA coordinates
@@ -71,7 +70,7 @@ def find_senses(
     bilm: BiLM,
     corpus: str | os.PathLike | Corpus,
     word: str,
-    layer: Layer = "top",
+    layer: LayerChoice = "top",
     k: int | None = None,
     max_occurrences: int | None = 1000,
     seed: int = 0,
@@ -135,7 +134,7 @@ def _most_central(points: np.ndarray, labels: np.ndarray, centroids: np.ndarray)
 
 
 def _occurrence_vectors(
-    embedder: ElmoEmbedder, occurrences: list[Occurrence], layer: Layer, progress: bool
+    embedder: ElmoEmbedder, occurrences: list[Occurrence], layer: LayerChoice, progress: bool
 ) -> np.ndarray:
     """(n, 2D) unit-length vectors of the occurrences; each sentence is embedded once."""
     sentences = {occurrence.line: occurrence.tokens for occurrence in occurrences}
@@ -199,7 +198,7 @@ def plot_senses(senses: Senses, path: str | os.PathLike, dpi: int = 100) -> Path
     )
     axes.set_title(
         f"'{senses.word}' in {senses.corpus.name}: {shown} occurrences{capped}, "
-        f"layer {layer_name(senses.layer)}, k={senses.k}",
+        f"layer {choice_name(senses.layer)}, k={senses.k}",
         fontsize=10,
     )
     ratio = senses.explained_variance_ratio

@@ -4,27 +4,24 @@
 
 The corpus has one sentence per line. Its index (a vector for every token occurrence) is built
 once, with a progress bar, and cached next to the corpus as FILE.elmo-index-<key>.npz, or in
---cache-dir; the key changes when the corpus, the model weights or the layer change.
+--cache-dir; the key changes when the corpus, the model weights or the layer change (or the
+kernel, to one that is not bit-exact).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from elmo.commands import options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "query", help='a sentence with one word in brackets: "the [bank] of the river"'
     )
-    parser.add_argument(
-        "--model", required=True, help="our pretrained directory (or a published one)"
-    )
+    options.add_model_arguments(parser)
     parser.add_argument("--corpus", required=True, help="text file, one sentence per line")
-    parser.add_argument(
-        "--layer",
-        default="top",
-        help="an index (0 = characters), top, average, or weights like 0,1,1 (default top)",
-    )
+    options.add_layer_argument(parser)
     parser.add_argument("--top-k", type=int, default=10, help="how many occurrences (default 10)")
     parser.add_argument(
         "--same-word", action="store_true", help="only occurrences of the marked word itself"
@@ -36,26 +33,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--width", type=int, default=8, help="context words shown each side (default 8)"
     )
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, ... (default: cuda if available)"
-    )
+    options.add_device_argument(parser)
+    options.add_kernel_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
-    from elmo.analysis.corpus import layer_name, parse_layer
     from elmo.analysis.index import build_index
     from elmo.analysis.neighbours import find_neighbours
     from elmo.analysis.query import parse_marked_query
-    from elmo.commands.embed import resolve_device
     from elmo.commands.table import print_table
-    from elmo.pretrained import load_bilm, require_word_tokenizer
+    from elmo.layer_choice import choice_name, parse_choice
+    from elmo.pretrained import require_word_tokenizer
 
     query = parse_marked_query(args.query)  # a bad query fails before the model is loaded
-    layer = parse_layer(args.layer)
+    layer = parse_choice(args.layer)
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     require_word_tokenizer(args.model, "elmo neighbours")
-    bilm = load_bilm(args.model, device=resolve_device(args.device))
+    bilm = options.load_model(args)
     index = build_index(
         bilm,
         args.corpus,
@@ -66,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     )
     neighbours = find_neighbours(bilm, index, query, top_k=args.top_k, same_word=args.same_word)
     print(
-        f"query: {query}  (layer {layer_name(index.layer)}; {len(index)} occurrences in "
+        f"query: {query}  (layer {choice_name(index.layer)}; {len(index)} occurrences in "
         f"{index.corpus.path})"
     )
     rows = [

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from elmo.commands import options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model", required=True, help="our pretrained directory (or a published one)"
-    )
+    options.add_model_arguments(parser)
     parser.add_argument("--corpus", required=True, help="text file, one sentence per line")
     parser.add_argument("--word", required=True, help="the word to look at (exact, case-sensitive)")
     parser.add_argument("--out", required=True, help="the PNG file to write")
@@ -25,11 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--k", type=int, help="number of clusters (default: best silhouette in 2..6)"
     )
-    parser.add_argument(
-        "--layer",
-        default="top",
-        help="an index (0 = characters), top, average, or weights like 0,1,1 (default top)",
-    )
+    options.add_layer_argument(parser)
     parser.add_argument(
         "--max-occurrences",
         type=int,
@@ -37,19 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="use at most the first N occurrences (default 1000; 0 = all)",
     )
     parser.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, ... (default: cuda if available)"
-    )
+    options.add_device_argument(parser)
+    options.add_kernel_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
-    from elmo.analysis.corpus import context_window, layer_name, parse_layer
+    from elmo.analysis.corpus import context_window
     from elmo.analysis.senses import find_senses, plot_senses, write_senses_csv
-    from elmo.commands.embed import resolve_device
     from elmo.commands.table import print_table
-    from elmo.pretrained import load_bilm, require_word_tokenizer
+    from elmo.layer_choice import choice_name, parse_choice
+    from elmo.pretrained import require_word_tokenizer
 
-    layer = parse_layer(args.layer)
+    layer = parse_choice(args.layer)
     for path in [args.out, args.csv]:
         if path is not None and not Path(path).parent.is_dir():
             raise ValueError(f"{path}: the output directory does not exist")
@@ -60,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
     except ImportError:
         raise ValueError("the plot needs matplotlib: pip install 'elmo[plot]'") from None
     require_word_tokenizer(args.model, "elmo senses")
-    bilm = load_bilm(args.model, device=resolve_device(args.device))
+    bilm = options.load_model(args)
     senses = find_senses(
         bilm,
         args.corpus,
@@ -77,7 +72,7 @@ def run(args: argparse.Namespace) -> None:
         if shown == senses.total_occurrences
         else f" (the first {shown} of {senses.total_occurrences})"
     )
-    layer = layer_name(senses.layer)
+    layer = choice_name(senses.layer)
     print(f"{args.word!r}: {shown} occurrences{capped} in {senses.corpus}, layer {layer}")
     if senses.silhouettes:
         scores = ", ".join(f"k={k}: {s:.3f}" for k, s in senses.silhouettes.items())

@@ -12,34 +12,34 @@ from __future__ import annotations
 
 import argparse
 
+from elmo.commands import options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "query", help='a sentence with one word in brackets: "the [bank] of the river"'
     )
-    parser.add_argument("--model", required=True, help="our pretrained directory (with vocab.txt)")
+    options.add_model_arguments(parser, needs_softmax=True)
     parser.add_argument("--top-k", type=int, default=10, help="how many words to show (default 10)")
     parser.add_argument(
         "--exclude", nargs="+", default=[], metavar="WORD",
         help="words never to suggest, e.g. a corpus's unknown-word placeholder: --exclude '<unk>'",
     )  # fmt: skip
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, ... (default: cuda if available)"
-    )
+    options.add_device_argument(parser)
+    options.add_kernel_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     from elmo.analysis.query import parse_marked_query
     from elmo.analysis.substitutes import find_substitutes
-    from elmo.commands.embed import resolve_device
     from elmo.commands.table import print_table
-    from elmo.pretrained import load_bilm, load_vocabulary, require_word_tokenizer
+    from elmo.pretrained import load_vocabulary, require_word_tokenizer
 
     query = parse_marked_query(args.query)  # a bad query fails before the model is loaded
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     require_word_tokenizer(args.model, "elmo substitutes")
-    bilm = load_bilm(args.model, device=resolve_device(args.device))
+    bilm = options.load_model(args)
     vocab = load_vocabulary(args.model)
     if bilm.softmax is None or vocab is None:
         raise ValueError(

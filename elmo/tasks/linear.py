@@ -8,7 +8,8 @@ jointly with the linear layer; the biLM itself stays frozen.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,20 +17,6 @@ from tqdm import tqdm
 
 from elmo.modules.scalar_mix import ScalarMix
 from elmo.tasks.config import ProbeTrainingConfig
-
-
-def representation_names(num_layers: int) -> list[str]:
-    """``layer0 .. layer{L-1}`` and ``mix``: the rows every probe table reports."""
-    return [f"layer{k}" for k in range(num_layers)] + ["mix"]
-
-
-def layer_of(name: str, num_layers: int) -> Optional[int]:
-    """The layer index a representation name reads (``layer2`` -> 2), None for ``mix``."""
-    if name == "mix":
-        return None
-    if name.startswith("layer") and name[5:].isdigit() and int(name[5:]) < num_layers:
-        return int(name[5:])
-    raise ValueError(f"representation must be mix or layer0..layer{num_layers - 1}, got {name!r}")
 
 
 class FeatureScale(NamedTuple):
@@ -63,7 +50,7 @@ class LayerChoice(nn.Module):
     """
 
     def __init__(
-        self, num_layers: int, layer: Optional[int], scale: Optional[FeatureScale] = None
+        self, num_layers: int, layer: int | None, scale: FeatureScale | None = None
     ) -> None:
         super().__init__()
         self.layer = layer
@@ -94,8 +81,8 @@ class TokenProbe(nn.Module):
         num_layers: int,
         input_dim: int,
         num_classes: int,
-        layer: Optional[int],
-        scale: Optional[FeatureScale] = None,
+        layer: int | None,
+        scale: FeatureScale | None = None,
     ) -> None:
         super().__init__()
         self.choice = LayerChoice(num_layers, layer, scale)
@@ -123,8 +110,8 @@ class PairProbe(nn.Module):
         self,
         num_layers: int,
         input_dim: int,
-        layer: Optional[int],
-        scale: Optional[FeatureScale] = None,
+        layer: int | None,
+        scale: FeatureScale | None = None,
     ) -> None:
         super().__init__()
         self.choice = LayerChoice(num_layers, layer, scale)

@@ -8,23 +8,17 @@ this kind of probe). Only the probe learns, so the accuracy measures what the la
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from elmo.embedder import ElmoEmbedder
+from elmo.layer_choice import representation_layer, representation_names
 from elmo.tasks.config import PosTaskConfig
 from elmo.tasks.datasets.conllu import TaggedSentence, read_conllu
 from elmo.tasks.datasets.source import split_file, subsample
 from elmo.tasks.features import token_features
-from elmo.tasks.linear import (
-    TokenProbe,
-    feature_scale,
-    layer_of,
-    predict,
-    representation_names,
-    train_probe,
-)
+from elmo.tasks.linear import TokenProbe, feature_scale, predict, train_probe
 from elmo.tasks.metrics import accuracy
 
 log = logging.getLogger(__name__)
@@ -32,8 +26,8 @@ UNKNOWN_TAG = -1  # a dev/test tag never seen in train: always counted wrong
 
 
 class PosData(NamedTuple):
-    splits: Dict[str, List[TaggedSentence]]  # train, dev and (optionally) test
-    tagset: List[str]  # the tags seen in train, sorted; a tag's index is its class id
+    splits: dict[str, list[TaggedSentence]]  # train, dev and (optionally) test
+    tagset: list[str]  # the tags seen in train, sorted; a tag's index is its class id
 
 
 def load(task: PosTaskConfig) -> PosData:
@@ -56,7 +50,7 @@ def load(task: PosTaskConfig) -> PosData:
     return PosData(splits, tagset)
 
 
-def tag_ids(sentences: List[TaggedSentence], tagset: List[str]) -> torch.Tensor:
+def tag_ids(sentences: list[TaggedSentence], tagset: list[str]) -> torch.Tensor:
     """Every token's class id, sentences concatenated: (N,) long; unseen tags are UNKNOWN_TAG."""
     index = {tag: i for i, tag in enumerate(tagset)}
     return torch.tensor(
@@ -72,9 +66,9 @@ def evaluate(task: PosTaskConfig, data: PosData, embedder: ElmoEmbedder, name: s
         labels[split] = tag_ids(sentences, data.tagset)
     scale = feature_scale(features["train"])
     eval_splits = [split for split in data.splits if split != "train"]
-    scores: Dict[str, Dict[str, float]] = {split: {} for split in eval_splits}
+    scores: dict[str, dict[str, float]] = {split: {} for split in eval_splits}
     for representation in representation_names(embedder.num_layers):
-        layer = layer_of(representation, embedder.num_layers)
+        layer = representation_layer(representation, embedder.num_layers)
         torch.manual_seed(task.probe.seed)  # the same initial probe for every layer and model
         probe = TokenProbe(embedder.num_layers, embedder.dim, len(data.tagset), layer, scale)
         train_probe(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -19,22 +20,23 @@ from tqdm import tqdm
 
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import ElmoEmbedder
+from elmo.layer_choice import representation_layer
 from elmo.tasks.config import Sst2TaskConfig
 from elmo.tasks.datasets.source import split_file, subsample
 from elmo.tasks.datasets.sst2 import SentimentExample, read_sst2
 from elmo.tasks.features import sentence_features
 from elmo.tasks.finetune import bilm_layer_groups, finetune_optimizer, set_unfrozen, unfrozen_groups
-from elmo.tasks.linear import feature_scale, layer_of
+from elmo.tasks.linear import feature_scale
 from elmo.tasks.metrics import accuracy, binary_f1
 from elmo.tasks.sentence_classifier import ElmoClassifier, SentenceClassifier
 
 log = logging.getLogger(__name__)
-Batch = Tuple[torch.Tensor, ...]  # the model's positional inputs for one minibatch
+Batch = tuple[torch.Tensor, ...]  # the model's positional inputs for one minibatch
 
 
 class Sst2Data(NamedTuple):
-    train: List[SentimentExample]
-    dev: List[SentimentExample]
+    train: list[SentimentExample]
+    dev: list[SentimentExample]
 
 
 def load(task: Sst2TaskConfig) -> Sst2Data:
@@ -74,13 +76,13 @@ def evaluate(task: Sst2TaskConfig, data: Sst2Data, embedder: ElmoEmbedder, name:
     scale = feature_scale(torch.cat([f.transpose(0, 1) for f in train_features]))  # over all tokens
     if task.mode == "frozen":
         dev_features = sentence_features(embedder, [e.tokens for e in data.dev], f"{name} dev")
-    scores: Dict[str, Dict[str, float]] = {"dev_accuracy": {}, "dev_f1": {}}
+    scores: dict[str, dict[str, float]] = {"dev_accuracy": {}, "dev_f1": {}}
     for representation in task.representations:
         torch.manual_seed(task.seed)
         classifier = SentenceClassifier(
             embedder.num_layers,
             embedder.dim,
-            layer_of(representation, embedder.num_layers),
+            representation_layer(representation, embedder.num_layers),
             scale,
             task.encoder,
             task.encoder_hidden_size,
@@ -126,15 +128,15 @@ class Setup(NamedTuple):
     train: Callable[[torch.Tensor], Batch]  # example indices -> the model's inputs
     dev: Callable[[torch.Tensor], Batch]
     optimizer: torch.optim.Optimizer
-    on_step: Optional[Callable[[int], None]]
+    on_step: Callable[[int], None] | None
 
 
 def _frozen(
     classifier: SentenceClassifier,
     task: Sst2TaskConfig,
     embedder: ElmoEmbedder,
-    train: List[torch.Tensor],
-    dev: List[torch.Tensor],
+    train: list[torch.Tensor],
+    dev: list[torch.Tensor],
 ) -> Setup:
     """The classifier alone, on cached layers."""
     classifier.to(embedder.device)
@@ -173,7 +175,7 @@ def _finetuned(
     )
 
 
-def _cached_batches(features: List[torch.Tensor], device) -> Callable[[torch.Tensor], Batch]:
+def _cached_batches(features: list[torch.Tensor], device) -> Callable[[torch.Tensor], Batch]:
     def batch(indices: torch.Tensor) -> Batch:
         layers, mask = padded_layers([features[i] for i in indices.tolist()])
         return layers.to(device), mask.to(device)
@@ -182,7 +184,7 @@ def _cached_batches(features: List[torch.Tensor], device) -> Callable[[torch.Ten
 
 
 def _token_batches(
-    sentences: List[List[str]], embedder: ElmoEmbedder
+    sentences: list[list[str]], embedder: ElmoEmbedder
 ) -> Callable[[torch.Tensor], Batch]:
     max_chars = embedder.bilm.config.char_cnn.max_characters_per_token
 
@@ -201,7 +203,7 @@ def fit(
     optimizer: torch.optim.Optimizer,
     task: Sst2TaskConfig,
     desc: str,
-    on_step: Optional[Callable[[int], None]] = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train ``model(*make_batch(indices))`` against ``labels`` for ``task.epochs`` epochs.
 

@@ -16,23 +16,17 @@ threshold alone cannot learn a mix).
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from elmo.embedder import ElmoEmbedder
+from elmo.layer_choice import representation_layer, representation_names
 from elmo.tasks.config import WicTaskConfig
 from elmo.tasks.datasets.source import split_file, subsample
 from elmo.tasks.datasets.wic import WicExample, read_wic
 from elmo.tasks.features import target_features
-from elmo.tasks.linear import (
-    PairProbe,
-    feature_scale,
-    layer_of,
-    predict,
-    representation_names,
-    train_probe,
-)
+from elmo.tasks.linear import PairProbe, feature_scale, predict, train_probe
 from elmo.tasks.metrics import accuracy
 from elmo.tasks.threshold import apply_threshold, tune_threshold
 
@@ -40,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class WicData(NamedTuple):
-    train: List[WicExample]
-    dev: List[WicExample]
+    train: list[WicExample]
+    dev: list[WicExample]
 
 
 class PairFeatures(NamedTuple):
@@ -53,7 +47,7 @@ class PairFeatures(NamedTuple):
 def load(task: WicTaskConfig) -> WicData:
     """Read train (subsampled to ``max_train_examples``) and dev, both with gold labels."""
 
-    def split(data: str, gold: str, name: str) -> List[WicExample]:
+    def split(data: str, gold: str, name: str) -> list[WicExample]:
         return read_wic(
             split_file(task.data_dir, data, task.name, name),
             split_file(task.data_dir, gold, task.name, f"{name} gold"),
@@ -67,7 +61,7 @@ def load(task: WicTaskConfig) -> WicData:
     return WicData(train, dev)
 
 
-def pair_features(embedder: ElmoEmbedder, examples: List[WicExample], desc: str) -> PairFeatures:
+def pair_features(embedder: ElmoEmbedder, examples: list[WicExample], desc: str) -> PairFeatures:
     """The target word's layers in both sentences of every pair."""
     first = target_features(
         embedder, [e.sentence1 for e in examples], [e.index1 for e in examples], desc
@@ -82,14 +76,14 @@ def evaluate(task: WicTaskConfig, data: WicData, embedder: ElmoEmbedder, name: s
     """Dev accuracy of both classifiers for every layer and the mix (and the tuned thresholds)."""
     train = pair_features(embedder, data.train, f"{name} train")
     dev = pair_features(embedder, data.dev, f"{name} dev")
-    threshold_accuracy: Dict[str, float] = {}
-    logreg_accuracy: Dict[str, float] = {}
-    thresholds: Dict[str, float] = {}
+    threshold_accuracy: dict[str, float] = {}
+    logreg_accuracy: dict[str, float] = {}
+    thresholds: dict[str, float] = {}
     # Both words' vectors are standardised with the same statistics, those of all train targets.
     scale = feature_scale(torch.cat([train.first, train.second]))
     for representation in representation_names(embedder.num_layers):
         torch.manual_seed(task.probe.seed)
-        layer = layer_of(representation, embedder.num_layers)
+        layer = representation_layer(representation, embedder.num_layers)
         probe = PairProbe(embedder.num_layers, embedder.dim, layer, scale)
         train_probe(
             probe, [train.first, train.second], train.labels, task.probe, f"{name} {representation}"

@@ -10,7 +10,7 @@ import torch
 
 import elmo.analysis.index as index_module
 from elmo.analysis.corpus import read_corpus
-from elmo.analysis.index import build_index
+from elmo.analysis.index import build_index, cache_key
 from elmo.analysis.neighbours import find_neighbours
 from elmo.analysis.query import parse_marked_query
 from elmo.embedder import ElmoEmbedder
@@ -112,6 +112,14 @@ def test_the_cache_key_covers_the_mtime_the_weights_and_the_layer(
     count_embeddings.clear()
     build_index(lm_bilm, corpus_file, layer=1)
     assert count_embeddings == []
+
+
+def test_only_a_kernel_that_is_not_bit_exact_changes_the_cache_key(lm_bilm, corpus_file):
+    exact = cache_key(corpus_file, lm_bilm, "top")
+    lm_bilm.kernel = "fused"  # equal up to float rounding: its vectors are cached apart
+    assert cache_key(corpus_file, lm_bilm, "top") != exact
+    lm_bilm.kernel = "exact"
+    assert cache_key(corpus_file, lm_bilm, "top") == exact
 
 
 def test_cache_dir_and_unusable_caches(lm_bilm, corpus_file, tmp_path, count_embeddings):

@@ -12,10 +12,8 @@ from elmo.tasks.linear import (
     PairProbe,
     TokenProbe,
     feature_scale,
-    layer_of,
     pair_features,
     predict,
-    representation_names,
     train_probe,
 )
 
@@ -47,13 +45,6 @@ def test_pair_features_by_hand():
     cosine = float((3 - 2) / (np.sqrt(5) * np.sqrt(10)))
     torch.testing.assert_close(pair_features(u, v), torch.tensor([[3.0, -2.0, 2.0, 3.0, cosine]]))
     assert PairProbe(3, 2, None)(torch.randn(5, 3, 2), torch.randn(5, 3, 2)).shape == (5, 2)
-
-
-def test_representation_names():
-    assert representation_names(3) == ["layer0", "layer1", "layer2", "mix"]
-    assert layer_of("layer2", 3) == 2 and layer_of("mix", 3) is None
-    with pytest.raises(ValueError, match="layer0..layer2"):
-        layer_of("layer3", 3)
 
 
 def test_a_probe_learns_a_linearly_separable_labelling():
