@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import List, NamedTuple, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from elmo.modules.scalar_mix import ScalarMix
 from elmo.modules.sequence import remove_sentence_boundaries
 from elmo.modules.token_cache import TokenVectorCache
 
-Sentence = Union[str, Sequence[str]]  # a whitespace-tokenized string or a list of tokens
+Sentence = str | Sequence[str]  # a whitespace-tokenized string or a list of tokens
 UNITS = ("words", "pieces")
 
 
@@ -35,7 +36,7 @@ class EmbedderOutput(NamedTuple):
     mask: torch.Tensor  # (B, T) bool, True for real tokens
 
 
-def tokenize(sentence: Sentence) -> List[str]:
+def tokenize(sentence: Sentence) -> list[str]:
     """A sentence as a list of tokens: strings are split on whitespace."""
     if isinstance(sentence, str):
         return sentence.split()
@@ -77,10 +78,10 @@ class ElmoEmbedder:
         bilm: BiLM,
         batch_size: int = 64,
         stateful: bool = False,
-        device: Optional[Union[str, torch.device]] = None,
-        tokenizer: Optional[Tokenizer] = None,
+        device: str | torch.device | None = None,
+        tokenizer: Tokenizer | None = None,
         units: str = "words",
-        pooling: Optional[str] = None,
+        pooling: str | None = None,
         cache_size: int = 50_000,
         kernel: str | RecurrenceKernel | None = None,
         fast: bool = False,
@@ -107,10 +108,10 @@ class ElmoEmbedder:
         if kernel is not None:
             self.bilm.kernel = kernel
         self.bilm.use_token_cache(cache_size)
-        self._state: Optional[BiLMState] = None
+        self._state: BiLMState | None = None
 
     @classmethod
-    def from_pretrained(cls, model: Union[str, os.PathLike], **kwargs) -> "ElmoEmbedder":
+    def from_pretrained(cls, model: str | os.PathLike, **kwargs) -> ElmoEmbedder:
         """From our pretrained directory (with its tokenizer), or one with the published files."""
         from elmo.pretrained import load_bilm, load_tokenizer
 
@@ -119,8 +120,8 @@ class ElmoEmbedder:
 
     @classmethod
     def from_published(
-        cls, options_file: Union[str, os.PathLike], weight_file: Union[str, os.PathLike], **kwargs
-    ) -> "ElmoEmbedder":
+        cls, options_file: str | os.PathLike, weight_file: str | os.PathLike, **kwargs
+    ) -> ElmoEmbedder:
         """From the published format (AllenNLP / bilm-tf ``options.json`` + ``weights.hdf5``)."""
         from elmo.pretrained import load_bilm
 
@@ -144,7 +145,7 @@ class ElmoEmbedder:
         """Forget the carried LSTM state (stateful mode)."""
         self._state = None
 
-    def units_of(self, sentence: Sentence) -> List[str]:
+    def units_of(self, sentence: Sentence) -> list[str]:
         """The units a sentence's vectors belong to: its words, or pieces (``units="pieces"``)."""
         words = tokenize(sentence)
         if self.units == "words":
@@ -172,7 +173,7 @@ class ElmoEmbedder:
         counts = [[len(word) for word in sentence] for sentence in pieces]
         return _pool_words(output, counts, self.pooling)
 
-    def _embed_units(self, tokens: List[List[str]]) -> EmbedderOutput:
+    def _embed_units(self, tokens: list[list[str]]) -> EmbedderOutput:
         """The biLM's layers for units the model reads directly (words, or pieces)."""
         char_ids = batch_to_ids(tokens, self.bilm.config.char_cnn.max_characters_per_token)
         char_ids = char_ids.to(self.device)  # (B, T, W)
@@ -189,7 +190,7 @@ class ElmoEmbedder:
         output: LayerChoice = "all",
         numpy: bool = False,
         progress: bool = False,
-    ) -> List[Union[torch.Tensor, np.ndarray]]:
+    ) -> list[torch.Tensor | np.ndarray]:
         """Vectors of many sentences, returned in input order.
 
         Stateless embedders batch sentences of similar length together (less padding); stateful
@@ -212,7 +213,7 @@ class ElmoEmbedder:
         order = list(range(len(tokens)))
         if not self.stateful:
             order.sort(key=lambda i: -len(tokens[i]))
-        results: List[Optional[torch.Tensor]] = [None] * len(tokens)
+        results: list[torch.Tensor | None] = [None] * len(tokens)
         batches = range(0, len(order), self.batch_size)
         if progress:
             from tqdm import tqdm
@@ -228,7 +229,7 @@ class ElmoEmbedder:
 
     def embed_sentence(
         self, sentence: Sentence, output: LayerChoice = "all", numpy: bool = False
-    ) -> Union[torch.Tensor, np.ndarray]:
+    ) -> torch.Tensor | np.ndarray:
         """Vectors of one sentence (see ``embed_sentences``)."""
         return self.embed_sentences([sentence], output=output, numpy=numpy)[0]
 
@@ -243,7 +244,7 @@ class ElmoEmbedder:
 
 
 def _pool_words(
-    output: EmbedderOutput, pieces_per_word: List[List[int]], pooling: str
+    output: EmbedderOutput, pieces_per_word: list[list[int]], pooling: str
 ) -> EmbedderOutput:
     """Piece vectors (L, B, P, 2D) -> word vectors (L, B, N, 2D), N = the most words in a row."""
     layers = output.layers
@@ -265,7 +266,7 @@ def _strip_boundaries(layers: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
 
 
 class ElmoOutput(NamedTuple):
-    representations: List[torch.Tensor]  # num_output_representations x (B, T, 2D) (T + 2 if kept)
+    representations: list[torch.Tensor]  # num_output_representations x (B, T, 2D) (T + 2 if kept)
     mask: torch.Tensor  # (B, T) bool, True for real tokens (T + 2 with boundaries kept)
     layers: torch.Tensor  # (L, B, T, 2D) the unmixed biLM layers
 
@@ -298,7 +299,7 @@ class Elmo(nn.Module):
         do_layer_norm: bool = False,
         keep_sentence_boundaries: bool = False,
         requires_grad: bool = False,
-        scalar_mix_parameters: Optional[Sequence[float]] = None,
+        scalar_mix_parameters: Sequence[float] | None = None,
         kernel: str | RecurrenceKernel | None = None,
     ) -> None:
         super().__init__()
@@ -322,18 +323,18 @@ class Elmo(nn.Module):
         )
 
     @classmethod
-    def from_pretrained(cls, model: Union[str, os.PathLike], **kwargs) -> "Elmo":
+    def from_pretrained(cls, model: str | os.PathLike, **kwargs) -> Elmo:
         from elmo.pretrained import load_bilm
 
         return cls(load_bilm(model=model), **kwargs)
 
     @classmethod
-    def from_published(cls, options_file, weight_file, **kwargs) -> "Elmo":
+    def from_published(cls, options_file, weight_file, **kwargs) -> Elmo:
         from elmo.pretrained import load_bilm
 
         return cls(load_bilm(options_file=options_file, weight_file=weight_file), **kwargs)
 
-    def train(self, mode: bool = True) -> "Elmo":
+    def train(self, mode: bool = True) -> Elmo:
         super().train(mode)
         self.bilm.eval()  # see the class docstring
         return self

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Dict
 
 import h5py
 import numpy as np
@@ -141,7 +140,7 @@ def write_random_published(
 
 def published_to_state_dict(
     weights: h5py.File, config: BiLMConfig, source: str = "weights"
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Our state dict from an open published HDF5 file (shapes checked against ``config``)."""
 
     def read(name: str, shape: tuple) -> np.ndarray:
@@ -154,7 +153,7 @@ def published_to_state_dict(
 
     cnn, lstm = config.char_cnn, config.lstm
     E, F, D, H = cnn.char_embedding_dim, cnn.num_filters, lstm.projection_dim, lstm.cell_size
-    out: Dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     table = read("char_embed", (cnn.num_characters - 1, E))  # (261, E): no padding row
     out["char_cnn.char_embedding.weight"] = np.concatenate([np.zeros((1, E), np.float32), table])
     for i, (width, count) in enumerate(cnn.filters):
@@ -183,7 +182,7 @@ def published_to_state_dict(
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
 
-def state_dict_to_published(state: Dict[str, np.ndarray], config: BiLMConfig) -> Dict[str, np.ndarray]:
+def state_dict_to_published(state: dict[str, np.ndarray], config: BiLMConfig) -> dict[str, np.ndarray]:
     """The published datasets (name -> float32 array) of our state dict (inverse of the above)."""
     cnn, lstm = config.char_cnn, config.lstm
     F = cnn.num_filters

@@ -188,7 +188,7 @@ def run_in_child(script: str, spec: dict, env: dict) -> dict:
     """Run ``script --child SPEC`` in a fresh process (its own peak RSS); its last JSON line."""
     done = subprocess.run(
         [sys.executable, script, "--child", json.dumps(spec)],
-        capture_output=True, text=True, env=env, cwd=REPO,
+        capture_output=True, text=True, env=env, cwd=REPO, check=False,
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"child failed for {spec}:\n{done.stderr[-3000:]}")

@@ -28,12 +28,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embed import TEXT, load_sentences, shape_config  # noqa: E402  (a sibling)
+from bench_embed import TEXT, load_sentences, shape_config
 
-from elmo.embedder import ElmoEmbedder  # noqa: E402
-from elmo.kernels import RecurrenceKernel, get_kernel  # noqa: E402
-from elmo.kernels.exact import ExactKernel  # noqa: E402
-from elmo.published import load_published, write_random_published  # noqa: E402
+from elmo.embedder import ElmoEmbedder
+from elmo.kernels import RecurrenceKernel, get_kernel
+from elmo.kernels.exact import ExactKernel
+from elmo.published import load_published, write_random_published
 
 
 class HoistedSerial(ExactKernel):

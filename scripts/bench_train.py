@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_embed import (  # noqa: E402  (a sibling)
+from bench_embed import (
     _cpu_model,
     add_run_options,
     child_environment,

@@ -10,7 +10,7 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def main() -> None:
@@ -19,7 +19,8 @@ def main() -> None:
     parser.add_argument("output", help="PNG to write")
     parser.add_argument("--title", default="ELMo biLM on WikiText-2")
     args = parser.parse_args()
-    history = json.load(open(args.metrics))["history"]
+    with open(args.metrics, encoding="utf-8") as handle:
+        history = json.load(handle)["history"]
     train = [(h["step"], math.exp(h["loss"])) for h in history if "loss" in h]
     valid = [(h["step"], h["valid_ppl"]) for h in history if "valid_ppl" in h]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)

@@ -17,10 +17,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embed import TEXT, load_sentences, shape_config  # noqa: E402  (a sibling)
+from bench_embed import TEXT, load_sentences, shape_config
 
-from elmo.embedder import ElmoEmbedder  # noqa: E402
-from elmo.published import load_published, write_random_published  # noqa: E402
+from elmo.embedder import ElmoEmbedder
+from elmo.published import load_published, write_random_published
 
 
 def main() -> None:

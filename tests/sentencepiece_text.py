@@ -37,7 +37,7 @@ def corpus_lines() -> list[str]:
     return english + (RUSSIAN + CHINESE) * 6
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_tokenizer(model_type: str = "unigram", pooling: str = "mean") -> PieceTokenizer:
     """A sentencepiece tokenizer of ``corpus_lines`` (byte fallback: no character is unknown)."""
     config = TokenizerConfig(

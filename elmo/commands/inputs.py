@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List
 
 
 class InputFileError(ValueError):
     """A problem with a user's input file; the message names the file and line."""
 
 
-def read_sentence_lines(path: str | os.PathLike, allow_blank: bool = False) -> List[str]:
+def read_sentence_lines(path: str | os.PathLike, allow_blank: bool = False) -> list[str]:
     """The stripped lines of a UTF-8 text file, one sentence per line.
 
     Raises:

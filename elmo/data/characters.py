@@ -9,7 +9,7 @@ positions of a batch are all zeros, and row 0 of the character table is zero).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -6,14 +6,13 @@ import glob
 import logging
 import os
 from pathlib import Path
-from typing import List
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def data_roots() -> List[Path]:
+def data_roots() -> list[Path]:
     """Where relative data paths are looked up, in order."""
     roots = [Path.cwd(), Path.cwd() / "data", REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
     if os.environ.get("ELMO_DATA_DIR"):

@@ -14,7 +14,7 @@ Two ways to run it, with the same arithmetic per token:
 
 from __future__ import annotations
 
-from typing import List
+import itertools
 
 import torch
 from torch import nn
@@ -60,14 +60,14 @@ def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return distinct[order], rank[inverse]
 
 
-def length_buckets(slots: torch.Tensor, rows: int = BUCKET_ROWS) -> List[torch.Tensor]:
+def length_buckets(slots: torch.Tensor, rows: int = BUCKET_ROWS) -> list[torch.Tensor]:
     """Indices of tokens sorted by used slots, cut into buckets of ``rows`` (the last one merged
     into its neighbour when it would hold fewer than MIN_GEMM_ROWS)."""
     order = slots.argsort(stable=True)  # (N,)
     bounds = list(range(0, len(order), rows)) + [len(order)]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < MIN_GEMM_ROWS:
         del bounds[-2]
-    return [order[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+    return [order[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 class CharCNN(nn.Module):

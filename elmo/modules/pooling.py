@@ -8,7 +8,7 @@ mark); ``last`` has seen the whole word in the forward direction; ``mean`` uses 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ class ScalarMix(nn.Module):
         self,
         num_layers: int,
         do_layer_norm: bool = False,
-        initial_scalar_parameters: Optional[Sequence[float]] = None,
+        initial_scalar_parameters: Sequence[float] | None = None,
         trainable: bool = True,
     ) -> None:
         super().__init__()
@@ -43,7 +43,7 @@ class ScalarMix(nn.Module):
         self.gamma = nn.Parameter(torch.tensor(1.0), requires_grad=trainable)
 
     def forward(
-        self, layers: Sequence[torch.Tensor] | torch.Tensor, mask: Optional[torch.Tensor] = None
+        self, layers: Sequence[torch.Tensor] | torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Mix the layers.
 

@@ -22,7 +22,8 @@ only the LSTMs run.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Hashable, Tuple
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -41,7 +42,7 @@ class TokenVectorCache:
         if max_entries < 0:
             raise ValueError(f"max_entries must be >= 0, got {max_entries}")
         self.max_entries = max_entries
-        self._vectors: "OrderedDict[bytes, torch.Tensor]" = OrderedDict()  # key -> (D,)
+        self._vectors: OrderedDict[bytes, torch.Tensor] = OrderedDict()  # key -> (D,)
         self._weights_key: Hashable = None
         self.hits = 0
         self.misses = 0
@@ -98,7 +99,7 @@ class TokenVectorCache:
             self._weights_key = key
 
 
-def _weights_key(module: torch.nn.Module) -> Tuple:
+def _weights_key(module: torch.nn.Module) -> tuple:
     """What changes whenever the module's weights may have: storage, version, device, dtype."""
     return tuple(
         (name, p.data_ptr(), p._version, p.device, p.dtype) for name, p in module.named_parameters()

@@ -8,7 +8,7 @@ registers ``ProbeConfig`` and each task schema (group ``task``) with Hydra's Con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -35,10 +35,10 @@ class PosTaskConfig:
     data_dir: str = "ud-english-ewt"  # relative: looked up in ./data, then ../shared/data
     train: str = "en_ewt-ud-train.conllu"  # CoNLL-U files inside data_dir
     dev: str = "en_ewt-ud-dev.conllu"
-    test: Optional[str] = "en_ewt-ud-test.conllu"  # null = report dev only
+    test: str | None = "en_ewt-ud-test.conllu"  # null = report dev only
     # Train on a random (seeded) subset of this many sentences; null = all. The feature cache
     # holds N_tokens x L x 2D floats (EWT train: 204k tokens; 0.6 GB for 2D = 256).
-    max_train_sentences: Optional[int] = None
+    max_train_sentences: int | None = None
     probe: ProbeTrainingConfig = field(default_factory=ProbeTrainingConfig)
 
 
@@ -52,14 +52,14 @@ class WicTaskConfig:
     train_gold: str = "train/train.gold.txt"
     dev: str = "dev/dev.data.txt"
     dev_gold: str = "dev/dev.gold.txt"  # the test gold is not public: WiC reports dev
-    max_train_examples: Optional[int] = None  # random (seeded) subset of train pairs; null = all
+    max_train_examples: int | None = None  # random (seeded) subset of train pairs; null = all
     # The logistic regression on [u * v, |u - v|, cos(u, v)] (4D + 1 features, 5.4k pairs).
     probe: ProbeTrainingConfig = field(
         default_factory=lambda: ProbeTrainingConfig(epochs=30, batch_size=64, weight_decay=0.0)
     )
 
 
-def _word_similarity_files() -> Dict[str, str]:
+def _word_similarity_files() -> dict[str, str]:
     return {
         "WS-353": "faruqui/EN-WS-353-ALL.txt",
         "WS-353-SIM": "faruqui/EN-WS-353-SIM.txt",
@@ -84,12 +84,12 @@ class WordSimTaskConfig:
     name: str = "wordsim"
     data_dir: str = "word-similarity"
     # The benchmarks to score, by name in ``files``.
-    datasets: List[str] = field(
+    datasets: list[str] = field(
         default_factory=lambda: ["WS-353", "SimLex-999", "MEN", "RW", "SimVerb-3500"]
     )
     # Benchmark name -> file inside data_dir (one 'word1 word2 score' per line). Add one with
     # +task.files.NAME=PATH task.datasets=[NAME].
-    files: Dict[str, str] = field(default_factory=_word_similarity_files)
+    files: dict[str, str] = field(default_factory=_word_similarity_files)
     lowercase: bool = False  # lower-case the words first (the character encoder is cased)
 
 
@@ -102,10 +102,10 @@ class Sst2TaskConfig:
     train: str = "train.tsv"  # GLUE files inside data_dir (test labels are hidden: dev is reported)
     dev: str = "dev.tsv"
     # Random (seeded) subsets; they bound the CPU cost (the 67k train rows are mostly phrases).
-    max_train_examples: Optional[int] = 4000
-    max_dev_examples: Optional[int] = None  # null = the whole dev set (872 sentences)
+    max_train_examples: int | None = 4000
+    max_dev_examples: int | None = None  # null = the whole dev set (872 sentences)
     mode: str = "frozen"  # frozen (cached biLM layers) | finetune (the biLM is trained too)
-    representations: List[str] = field(default_factory=lambda: ["mix"])  # mix and/or layer<k>
+    representations: list[str] = field(default_factory=lambda: ["mix"])  # mix and/or layer<k>
     encoder: str = "pool"  # pool (masked mean ++ max over tokens) | bilstm (then pooled)
     encoder_hidden_size: int = 64  # H of the BiLSTM encoder, per direction
     dropout: float = 0.2  # on the ELMo representation and before the output layer
@@ -137,7 +137,7 @@ class BaselinesConfig:
     random_seed: int = 0  # seeds the random biLM's weights
     # Another model to compare against: a published-format directory (options.json +
     # weights.hdf5) or one of ours; null = none. (Layer 0 of the model itself is always a row.)
-    published: Optional[str] = None
+    published: str | None = None
 
 
 @dataclass
@@ -149,13 +149,15 @@ class ProbeConfig:
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     batch_size: int = 64  # sentences per biLM forward pass when embedding
     device: str = "cpu"  # where the biLM runs (probes on cached features train on the CPU)
-    num_threads: Optional[int] = None  # torch CPU threads; null = torch's default
+    num_threads: int | None = None  # torch CPU threads; null = torch's default
     output_dir: str = "outputs/probe"  # results.json, results.md and Hydra's logs
 
-    def validate(self) -> "ProbeConfig":
+    def validate(self) -> ProbeConfig:
         """Raise ValueError naming the first bad value; return self."""
         if not isinstance(self.task, tuple(TASK_CONFIGS.values())):
-            raise ValueError(f"task must be one of {sorted(TASK_CONFIGS)}, got {self.task!r}")
+            raise ValueError(  # noqa: TRY004  (a bad config value, reported as all the others)
+                f"task must be one of {sorted(TASK_CONFIGS)}, got {self.task!r}"
+            )
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
         probe = getattr(self.task, "probe", None)

@@ -7,7 +7,7 @@ one index into the cache.
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -17,7 +17,7 @@ from elmo.embedder import ElmoEmbedder
 
 def _sentence_layers(
     embedder: ElmoEmbedder, sentences: Sequence[Sequence[str]], desc: str
-) -> Iterator[Tuple[int, torch.Tensor]]:
+) -> Iterator[tuple[int, torch.Tensor]]:
     """``(sentence index, its layers (L, n, 2D))`` for every sentence, longest batches first.
 
     Batches group sentences of similar length (less padding); the embedder is stateless, so a
@@ -87,9 +87,9 @@ def type_vectors(
 
 def sentence_features(
     embedder: ElmoEmbedder, sentences: Sequence[Sequence[str]], desc: str = "embedding"
-) -> List[torch.Tensor]:
+) -> list[torch.Tensor]:
     """Each sentence's layers, in input order: one (L, n, 2D) tensor per sentence."""
-    result: List[Optional[torch.Tensor]] = [None] * len(sentences)
+    result: list[torch.Tensor | None] = [None] * len(sentences)
     for index, layers in _sentence_layers(embedder, sentences, desc):
         result[index] = layers.clone()  # not a view that keeps the whole batch alive
     return result  # type: ignore[return-value]

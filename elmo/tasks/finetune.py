@@ -8,15 +8,13 @@ layers join one at a time from the top, the most task-specific, down to the char
 
 from __future__ import annotations
 
-from typing import List
-
 import torch
 from torch import nn
 
 from elmo.model import BiLM
 
 
-def bilm_layer_groups(bilm: BiLM) -> List[List[nn.Parameter]]:
+def bilm_layer_groups(bilm: BiLM) -> list[list[nn.Parameter]]:
     """The biLM's parameters as unfreezing groups, top first.
 
     Group k < N is LSTM layer N-1-k of both directions; the last group is the character encoder.
@@ -46,7 +44,7 @@ def unfrozen_groups(step: int, unfreeze_every: int, num_groups: int) -> int:
     return min(step // unfreeze_every, num_groups)
 
 
-def set_unfrozen(groups: List[List[nn.Parameter]], count: int) -> None:
+def set_unfrozen(groups: list[list[nn.Parameter]], count: int) -> None:
     """Let the first ``count`` groups train and freeze the rest."""
     for index, group in enumerate(groups):
         for parameter in group:
@@ -54,7 +52,7 @@ def set_unfrozen(groups: List[List[nn.Parameter]], count: int) -> None:
 
 
 def finetune_optimizer(
-    bilm: BiLM, new_parameters: List[nn.Parameter], lr: float, bilm_lr: float, weight_decay: float
+    bilm: BiLM, new_parameters: list[nn.Parameter], lr: float, bilm_lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     """AdamW with ``lr`` for the new parameters and ``bilm_lr`` for the pretrained ones.
 

@@ -6,7 +6,7 @@ the README lists; each is a few lines and is checked against hand-computed value
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

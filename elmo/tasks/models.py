@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict
 
 import torch
 
@@ -28,7 +27,7 @@ def random_like(bilm: BiLM, seed: int) -> BiLM:
         return BiLM(bilm.config).eval()
 
 
-def load_models(config: ProbeConfig) -> Dict[str, BiLM]:
+def load_models(config: ProbeConfig) -> dict[str, BiLM]:
     """``{"model": ..., "random": ..., "published": ...}``, the baselines as configured.
 
     Raises:
@@ -44,7 +43,7 @@ def load_models(config: ProbeConfig) -> Dict[str, BiLM]:
     return models
 
 
-def load_tokenizers(config: ProbeConfig) -> Dict[str, Tokenizer]:
+def load_tokenizers(config: ProbeConfig) -> dict[str, Tokenizer]:
     """Each model's tokenizer, by the names of ``load_models`` (the random baseline reads the
     model's units). A sentencepiece model's word vectors are pooled from its pieces."""
     tokenizer = load_tokenizer(config.model)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List
 
 from elmo.tasks.models import MAIN
 
-Results = Dict[str, Dict[str, object]]
+Results = dict[str, dict[str, object]]
 DETAILS = "details"  # the metric key of extra, untabled information
 
 
@@ -38,12 +37,12 @@ def _is_table(metric: str, value: object) -> bool:
 
 def markdown_tables(results: Results, digits: int = 4) -> str:
     """One markdown table per metric: a row per model, a column per representation or dataset."""
-    metrics: List[str] = []
+    metrics: list[str] = []
     for per_model in results.values():
         metrics += [m for m, value in per_model.items() if _is_table(m, value) and m not in metrics]
     blocks = []
     for metric in metrics:
-        columns: List[str] = []
+        columns: list[str] = []
         for per_model in results.values():
             columns += [c for c in per_model.get(metric, {}) if c not in columns]
         lines = [

@@ -7,8 +7,6 @@ BiLSTM followed by the same pooling. ``ElmoClassifier`` puts the biLM in front, 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -47,8 +45,8 @@ class SentenceClassifier(nn.Module):
         self,
         num_layers: int,
         input_dim: int,
-        layer: Optional[int],
-        scale: Optional[FeatureScale] = None,
+        layer: int | None,
+        scale: FeatureScale | None = None,
         encoder: str = "pool",
         hidden_size: int = 64,
         dropout: float = 0.2,
@@ -101,7 +99,7 @@ class ElmoClassifier(nn.Module):
         self.bilm = bilm
         self.classifier = classifier
 
-    def train(self, mode: bool = True) -> "ElmoClassifier":
+    def train(self, mode: bool = True) -> ElmoClassifier:
         super().train(mode)
         self.bilm.eval()
         return self

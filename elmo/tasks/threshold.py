@@ -7,7 +7,8 @@ finds the exact optimum in O(N log N).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 

@@ -8,7 +8,6 @@ embedded at all; it is computed and reported anyway, and rho is always over the 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List
 
 import torch
 
@@ -22,7 +21,7 @@ from elmo.tasks.metrics import spearman
 log = logging.getLogger(__name__)
 
 
-def load(task: WordSimTaskConfig) -> Dict[str, List[WordPair]]:
+def load(task: WordSimTaskConfig) -> dict[str, list[WordPair]]:
     """Every benchmark's pairs, words lower-cased if the task says so."""
     benchmarks = {}
     for name in task.datasets:
@@ -35,7 +34,7 @@ def load(task: WordSimTaskConfig) -> Dict[str, List[WordPair]]:
 
 
 def evaluate(
-    task: WordSimTaskConfig, data: Dict[str, List[WordPair]], embedder: ElmoEmbedder, name: str
+    task: WordSimTaskConfig, data: dict[str, list[WordPair]], embedder: ElmoEmbedder, name: str
 ) -> dict:
     """``{"spearman": {benchmark: rho}, "coverage": {benchmark: scored / total}}``."""
     words = sorted(

@@ -125,7 +125,7 @@ def test_length_buckets_cover_every_token_once_sorted_by_length():
 
 
 def test_fast_path_equals_the_plain_computation():
-    words = "the bank of the river , a bank of America and unbelievably long words .".split()
+    words = ["the", "bank", "of", "the", "river", ",", "a", "bank", "of", "America", "and", "unbelievably", "long", "words", "."]
     config = CharCNNConfig(
         char_embedding_dim=4, filters=[[1, 4], [2, 6], [4, 5]], num_highway_layers=2
     )

@@ -10,8 +10,8 @@ from shared_data import shared_path
 
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import ElmoEmbedder
-from elmo.published import load_published
 from elmo.modules.token_cache import TokenVectorCache
+from elmo.published import load_published
 
 SENTENCES = [["the", "bank", "of", "the", "river"], ["a", "bank"], ["river", "banks", "flood", "."]]
 

@@ -9,7 +9,7 @@ skipped, so that the tokens are exactly the words that carry a UPOS tag.
 from __future__ import annotations
 
 import os
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 from elmo.tasks.datasets.source import DataFormatError, numbered_lines
 
@@ -18,20 +18,20 @@ FORM, UPOS = 1, 3  # column indices
 
 
 class TaggedSentence(NamedTuple):
-    tokens: List[str]
-    tags: List[str]  # one UPOS tag per token
+    tokens: list[str]
+    tags: list[str]  # one UPOS tag per token
 
 
-def read_conllu(path: str | os.PathLike) -> List[TaggedSentence]:
+def read_conllu(path: str | os.PathLike) -> list[TaggedSentence]:
     """Every sentence of a CoNLL-U file, as words and UPOS tags.
 
     Raises:
         DataFormatError: a token line without 10 fields, an ID that is not ``n``, ``n-m`` or
             ``n.k``, an empty form or tag, or word IDs that do not count 1, 2, 3, ...
     """
-    sentences: List[TaggedSentence] = []
-    tokens: List[str] = []
-    tags: List[str] = []
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
     for number, line in numbered_lines(path):
         if not line.strip():
             if tokens:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import TypeVar
 
 from elmo.data.paths import resolve_data_path
 
@@ -33,14 +34,14 @@ def split_file(data_dir: str, file_name: str, task: str, split: str) -> Path:
         raise FileNotFoundError(f"{task}: the {split} split is missing: {error}") from None
 
 
-def numbered_lines(path: str | os.PathLike) -> Iterator[Tuple[int, str]]:
+def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """``(line number from 1, line without its line ending)`` for every line of a UTF-8 file."""
     with open(path, encoding="utf-8", newline=None) as handle:
         for number, line in enumerate(handle, start=1):
             yield number, line.rstrip("\r\n")
 
 
-def subsample(items: Sequence[Item], max_items: Optional[int], seed: int) -> List[Item]:
+def subsample(items: Sequence[Item], max_items: int | None, seed: int) -> list[Item]:
     """At most ``max_items`` of ``items``, drawn at random (seeded) and kept in their file order.
 
     ``None`` keeps everything. Drawing at random rather than taking the head matters for files

@@ -7,7 +7,7 @@ trailing space before the tab disappears with it).
 from __future__ import annotations
 
 import os
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 from elmo.tasks.datasets.source import DataFormatError, numbered_lines
 
@@ -15,11 +15,11 @@ HEADER = ["sentence", "label"]
 
 
 class SentimentExample(NamedTuple):
-    tokens: List[str]
+    tokens: list[str]
     label: int  # 1 positive, 0 negative
 
 
-def read_sst2(path: str | os.PathLike) -> List[SentimentExample]:
+def read_sst2(path: str | os.PathLike) -> list[SentimentExample]:
     """The labelled sentences of an SST-2 train or dev file.
 
     Raises:

@@ -9,7 +9,7 @@ so the gold file is optional.
 from __future__ import annotations
 
 import os
-from typing import List, NamedTuple, Optional
+from typing import NamedTuple
 
 from elmo.tasks.datasets.source import DataFormatError, numbered_lines
 
@@ -19,16 +19,16 @@ LABELS = {"T": 1, "F": 0}
 class WicExample(NamedTuple):
     word: str  # the target's lemma
     part_of_speech: str  # N or V
-    sentence1: List[str]
-    sentence2: List[str]
+    sentence1: list[str]
+    sentence2: list[str]
     index1: int  # position of the target in sentence1
     index2: int  # position of the target in sentence2
-    label: Optional[int]  # 1 same sense, 0 different, None without a gold file
+    label: int | None  # 1 same sense, 0 different, None without a gold file
 
 
 def read_wic(
-    data_path: str | os.PathLike, gold_path: Optional[str | os.PathLike] = None
-) -> List[WicExample]:
+    data_path: str | os.PathLike, gold_path: str | os.PathLike | None = None
+) -> list[WicExample]:
     """The pairs of a WiC split, with labels when ``gold_path`` is given.
 
     Raises:

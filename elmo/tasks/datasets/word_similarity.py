@@ -6,7 +6,7 @@ Some of the files have CRLF endings or no final newline, so lines are split on a
 from __future__ import annotations
 
 import os
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 from elmo.tasks.datasets.source import DataFormatError, numbered_lines
 
@@ -17,7 +17,7 @@ class WordPair(NamedTuple):
     score: float  # the human similarity (or relatedness) rating
 
 
-def read_word_pairs(path: str | os.PathLike) -> List[WordPair]:
+def read_word_pairs(path: str | os.PathLike) -> list[WordPair]:
     """Every rated pair of a benchmark file.
 
     Raises:

@@ -10,7 +10,7 @@ from elmo.tasks.datasets.source import DataFormatError
 
 
 def _line(token_id: str, form: str, upos: str) -> str:
-    return "\t".join([token_id, form, form.lower(), upos, "_", "_", "0", "root", "_", "_"])
+    return "\t".join([token_id, form, form.lower(), upos, "_", "_", "0", "root", "_", "_"])  # noqa: FLY002
 
 
 def test_reads_words_and_tags_skipping_multiword_tokens_and_empty_nodes(write_file):
