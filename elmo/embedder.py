@@ -95,7 +95,7 @@ class ElmoEmbedder:
         self.pooling = pooling if pooling is not None else self.tokenizer.config.pooling
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        self.device = torch.device(device) if device is not None else bilm.char_cnn.projection.weight.device
+        self.device = torch.device(device) if device is not None else bilm.device
         self.bilm = bilm.to(self.device).eval()
         self.batch_size = batch_size
         self.stateful = stateful

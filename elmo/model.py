@@ -98,6 +98,19 @@ class BiLM(nn.Module):
         return 1 + self.forward_lstm.num_layers
 
     @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self.char_cnn.projection.weight.device
+
+    def layer_parameters(self) -> list[list[nn.Parameter]]:
+        """The parameters behind each ELMo layer: L lists, the token encoder's first, then each
+        contextual layer's in both directions (the softmax is in none: no ELMo layer uses it)."""
+        groups = [list(self.char_cnn.parameters())]
+        for index in range(self.num_layers - 1):
+            groups.append([p for d in self.directions for p in d.layer_parameters(index)])
+        return groups
+
+    @property
     def token_cache(self) -> TokenVectorCache | None:
         """The token encoder's cache of token vectors (None: off)."""
         return self.char_cnn.token_cache
@@ -172,7 +185,7 @@ class BiLM(nn.Module):
 
     def initial_state(self, batch_size: int) -> BiLMState:
         """Zero state for ``batch_size`` rows."""
-        reference = self.char_cnn.projection.weight
+        reference = self.char_cnn.projection.weight  # the device and dtype of the state
         return BiLMState(*(d.initial_state(batch_size, reference) for d in self.directions))
 
     def state_from_tensors(

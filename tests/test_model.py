@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
 from elmo.config import BiLMConfig
 from elmo.data.characters import batch_to_ids
 from elmo.kernels import RecurrenceKernel
+from elmo.kernels.exact import ExactKernel
 from elmo.model import BiLM, BiLMOutput
 
 D = 8  # tiny_config's projection size: every layer is 2D = 16 wide
@@ -137,24 +140,25 @@ def test_empty_batch_and_mismatched_state(tiny_bilm):
         tiny_bilm(batch_to_ids([["a"], ["b"]]), state)
 
 
-def _threads_running_the_stacks(model: BiLM, monkeypatch) -> list[str]:
-    import threading
+class _RecordingKernel(ExactKernel):
+    """The exact kernel, noting which Python thread runs each layer."""
 
-    from elmo.modules.lstm import LstmStack
+    def __init__(self) -> None:
+        self.names: list[str] = []
 
-    names = []
-    run_stack = LstmStack.forward
+    def run_layer(self, layer, *args):
+        self.names.append(threading.current_thread().name)
+        return super().run_layer(layer, *args)
 
-    def recording(*args, **kwargs):
-        names.append(threading.current_thread().name)
-        return run_stack(*args, **kwargs)
 
-    monkeypatch.setattr(LstmStack, "forward", recording)
-    return names
+def _threads_running_the_stacks(model: BiLM) -> list[str]:
+    """The list the model's kernel fills with a thread name per layer run (2 per stack)."""
+    model.kernel = _RecordingKernel()
+    return model.kernel.names
 
 
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
-def test_the_two_directions_run_concurrently_with_the_same_bits(mode, tiny_config, monkeypatch):
+def test_the_two_directions_run_concurrently_with_the_same_bits(mode, tiny_config):
     # Inference on a CPU with 2+ threads runs the backward stack on a side thread, in the
     # caller's grad mode; the layers and the state keep every bit of the serial run.
     model = BiLM(tiny_config).eval()
@@ -166,10 +170,10 @@ def test_the_two_directions_run_concurrently_with_the_same_bits(mode, tiny_confi
     torch.set_num_threads(2)
     context = torch.no_grad if mode == "no_grad" else torch.inference_mode
     try:
-        names = _threads_running_the_stacks(model, monkeypatch)
+        names = _threads_running_the_stacks(model)
         with context():
             together = model(ids)
-        assert sorted(name.startswith("elmo-backward") for name in names) == [False, True]
+        assert sorted(name.startswith("elmo-backward") for name in names) == [False, False, True, True]
         assert together.layers.is_inference() == (mode == "inference_mode")
         model.kernel = RecurrenceKernel()  # the reference loop, one direction after the other
         with context():
@@ -182,9 +186,9 @@ def test_the_two_directions_run_concurrently_with_the_same_bits(mode, tiny_confi
         assert torch.equal(actual.memory, expected.memory)
 
 
-def test_with_gradients_dropout_or_one_thread_the_directions_run_in_turn(tiny_config, monkeypatch):
+def test_with_gradients_dropout_or_one_thread_the_directions_run_in_turn(tiny_config):
     model = BiLM(tiny_config)
-    names = _threads_running_the_stacks(model, monkeypatch)
+    names = _threads_running_the_stacks(model)
     ids = batch_to_ids(SENTENCES)
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -197,7 +201,7 @@ def test_with_gradients_dropout_or_one_thread_the_directions_run_in_turn(tiny_co
             model.eval()(ids)
     finally:
         torch.set_num_threads(previous)
-    assert len(names) == 6 and not any(name.startswith("elmo-backward") for name in names)
+    assert len(names) == 12 and not any(name.startswith("elmo-backward") for name in names)
 
 
 def test_an_error_in_the_backward_stack_reaches_the_caller(tiny_bilm, monkeypatch):

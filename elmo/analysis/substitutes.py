@@ -117,7 +117,7 @@ def next_word_log_probs(bilm: BiLM, context: Sequence[str], backward: bool) -> t
     was_training = bilm.training
     bilm.eval()
     try:
-        device = bilm.char_cnn.projection.weight.device
+        device = bilm.device
         max_chars = bilm.config.char_cnn.max_characters_per_token
         char_ids = batch_to_ids([list(context)], max_chars).to(device)  # (1, T, W)
         mask = torch.ones(char_ids.shape[:2], dtype=torch.bool, device=device)  # (1, T)

@@ -61,6 +61,10 @@ class Contextualizer(nn.Module):
         """
         raise NotImplementedError
 
+    def layer_parameters(self, index: int) -> list[nn.Parameter]:
+        """The parameters that produce contextual layer ``index`` (0-based) of this direction."""
+        raise NotImplementedError
+
     def initial_state(self, batch_size: int, reference: torch.Tensor) -> Any:
         """The fresh state of ``batch_size`` rows, on ``reference``'s device and dtype."""
         raise NotImplementedError

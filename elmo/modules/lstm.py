@@ -218,6 +218,9 @@ class LstmStack(Contextualizer):
     def output_dim(self) -> int:
         return self.config.projection_dim
 
+    def layer_parameters(self, index: int) -> list[nn.Parameter]:
+        return list(self.layers[index].parameters())
+
     def initial_state(self, batch_size: int, reference: torch.Tensor) -> LstmState:
         """Zero state for ``batch_size`` rows, on ``reference``'s device and dtype."""
         n, d, h = len(self.layers), self.config.projection_dim, self.config.cell_size

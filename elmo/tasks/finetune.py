@@ -17,18 +17,10 @@ from elmo.model import BiLM
 def bilm_layer_groups(bilm: BiLM) -> list[list[nn.Parameter]]:
     """The biLM's parameters as unfreezing groups, top first.
 
-    Group k < N is LSTM layer N-1-k of both directions; the last group is the character encoder.
-    The softmax is left out: it plays no part in the ELMo layers.
+    Group k < N is contextual layer N-1-k of both directions; the last group is the character
+    encoder. The softmax is left out: it plays no part in the ELMo layers.
     """
-    num_lstm_layers = bilm.config.lstm.num_layers
-    groups = []
-    for layer in reversed(range(num_lstm_layers)):
-        groups.append(
-            list(bilm.forward_lstm.layers[layer].parameters())
-            + list(bilm.backward_lstm.layers[layer].parameters())
-        )
-    groups.append(list(bilm.char_cnn.parameters()))
-    return groups
+    return bilm.layer_parameters()[::-1]
 
 
 def unfrozen_groups(step: int, unfreeze_every: int, num_groups: int) -> int:

@@ -79,7 +79,7 @@ def evaluate_perplexity(
         raise ValueError("this model has no softmax (vocab_size 0): it cannot score text")
     was_training = bilm.training
     bilm.eval()
-    device = bilm.char_cnn.projection.weight.device
+    device = bilm.device
     tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
     totals = []
     complete = True
