@@ -10,7 +10,16 @@ import argparse
 import logging
 import sys
 
-from elmo.commands import embed, evaluate, neighbours, senses, substitutes
+from elmo import __version__
+from elmo.commands import (
+    download,
+    embed,
+    evaluate,
+    models,
+    neighbours,
+    senses,
+    substitutes,
+)
 
 COMMANDS = {
     "embed": (embed, "ELMo vectors of every line of a text file, as HDF5"),
@@ -18,11 +27,14 @@ COMMANDS = {
     "substitutes": (substitutes, "words that fit a marked position, from both language models"),
     "neighbours": (neighbours, "corpus occurrences nearest to a word in context"),
     "senses": (senses, "cluster and plot every occurrence of a word in a corpus"),
+    "models": (models, "the published models and data sets known by name, and which are cached"),
+    "download": (download, "fetch published models or data sets into the cache"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elmo", description="ELMo: deep contextualized word representations")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=module.__doc__,

@@ -201,7 +201,8 @@ class DataConfig:
     train: str = "wikitext-2/wiki.train.tokens"
     valid: str | None = "wikitext-2/wiki.valid.tokens"  # validation text; null = none
     test: str | None = "wikitext-2/wiki.test.tokens"  # test text, scored at the end; null = none
-    # Relative paths are looked up under ./data, then ../shared/data (the log says which).
+    # Relative paths are looked up under ./data, then ../shared/data, then the cache; a known
+    # data set's file found nowhere is downloaded (elmo.hub; the log says which).
     vocab_min_count: int = 1  # words seen fewer times in train become <UNK>
     vocab_max_size: int | None = None  # keep at most this many words (plus specials)
     batch_size: int = 32  # B: independent sentence streams per direction
@@ -247,7 +248,8 @@ class TrainConfig:
     output_dir: str = "outputs/run"  # checkpoints, logs, the exported model
     resume: bool = True  # continue from output_dir/checkpoint.pt when it exists
     # Start from these weights instead of random ones (fine-tuning on domain text): our
-    # pretrained directory or a directory with the published options.json + weights.hdf5.
+    # pretrained directory, a directory with the published options.json + weights.hdf5, or a
+    # published model's name (elmo-small, ...: `elmo models`; a local path wins over a name).
     init_from: str | None = None
     export_published: bool = True  # also export options.json + weights.hdf5 at the end
 

@@ -1,6 +1,6 @@
 """What the Hydra entry points (``elmo.train``, ``elmo.probe``) share.
 
-* ``CONFIGS``: where the YAML configs live;
+* ``CONFIGS``: where the YAML configs live (users add their own folder with ``--config-dir``);
 * ``store_schemas``: puts the dataclass schemas into Hydra's ConfigStore, so that a YAML defaults
   list can name them; each entry point calls it from ``main()``, never at import time;
 * ``exit_on_error``: a bad value becomes one line on stderr and exit code 2, not a traceback.
@@ -18,8 +18,16 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-# configs/ sits next to the package (an editable install, as the README sets up).
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+def _config_folder() -> Path:
+    """The YAML configs: the copy an installed wheel carries as package data (``elmo/configs``,
+    put there by setup.py), else ``configs/`` of the checkout this package runs from (editable)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+CONFIGS = _config_folder()
 
 
 def store_schemas(schemas: Mapping[str, Any], group: str | None = None) -> None:

@@ -11,7 +11,9 @@ A pretrained model is a directory holding
 
 ``load_bilm`` is the one loader every command goes through: it reads this directory
 (``from_pretrained``) or the published format (``options.json`` + ``weights.hdf5``,
-``elmo.published.load_published``), so every command takes either kind of model.
+``elmo.published.load_published``), so every command takes either kind of model. It also takes
+the name of a published model (``elmo-small``, ...), which ``elmo.hub`` turns into cached files
+(downloading them the first time); a local path always wins over a name.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from elmo.config import bilm_config_from_dict, config_to_dict, tokenizer_config_from_dict
+from elmo.hub import fetch_model, is_model_name
 from elmo.model import BiLM
 
 FORMAT_VERSION = 2  # 2 added "tokenizer" to config.json
@@ -157,8 +160,10 @@ def load_bilm(
     """Load either kind of model, in eval mode: the one loader behind every command and API.
 
     Args:
-        model: our directory (``from_pretrained``), or a directory holding ``options.json`` and
-            ``weights.hdf5`` (``elmo.published.load_published``).
+        model: our directory (``from_pretrained``), a directory holding ``options.json`` and
+            ``weights.hdf5`` (``elmo.published.load_published``), or the name of a published
+            model (``elmo models`` lists them; fetched into the cache by ``elmo.hub``). A local
+            path wins over a name.
         options_file, weight_file: the published format's two files (instead of ``model``).
         device: where the model goes.
         kernel: the recurrence kernel by name (``elmo.kernels``: "exact", "fused"); None keeps
@@ -167,6 +172,8 @@ def load_bilm(
     Raises:
         ValueError: both or neither kinds of source given, or files that do not match.
         FileNotFoundError: a missing file or directory, or a directory of neither format.
+        elmo.hub.DownloadError: a published model that could not be fetched or whose cached
+            files changed since their download.
     """
     bilm = _load_either_format(model, options_file, weight_file, device)
     if kernel is not None:
@@ -193,6 +200,9 @@ def _load_either_format(
                 raise FileNotFoundError(f"no such file: {path}")
         return load_published(options_file, weight_file).to(device)
     directory = Path(model)
+    if not directory.exists() and is_model_name(str(model)):
+        options_path, weights_path = fetch_model(str(model))
+        return load_published(options_path, weights_path).to(device)
     if not directory.is_dir():
         raise FileNotFoundError(f"model directory does not exist: {directory}")
     if (directory / CONFIG_FILE).is_file():

@@ -20,6 +20,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from elmo.hub import DownloadError
 from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
 from elmo.tasks.config import TASK_CONFIGS, ProbeConfig
 
@@ -45,7 +46,7 @@ def to_probe_config(cfg: DictConfig) -> ProbeConfig:
 def _hydra_main(cfg: DictConfig) -> None:
     from elmo.tasks.run import run_probe
 
-    with exit_on_error("elmo-probe", ValueError, TypeError, FileNotFoundError):
+    with exit_on_error("elmo-probe", ValueError, TypeError, FileNotFoundError, DownloadError):
         config = to_probe_config(cfg)
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
         line = run_probe(config)

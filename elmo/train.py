@@ -4,6 +4,8 @@ the only modules that import Hydra).
     elmo-train model=small data=wikitext2 trainer.max_steps=1000
     elmo-train experiment=quickstart
     elmo-train --multirun model.softmax.kind=full,adaptive
+    elmo-train init_from=elmo-small data=text data.train=domain.txt   # a published model by name
+    elmo-train --config-dir ./my_configs experiment=mine              # your own YAML files too
 
 The composed config is checked against the TrainConfig schema (unknown keys and wrong types are
 errors), converted to dataclasses once, validated, and handed to ``run_training``.
@@ -17,6 +19,7 @@ import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from elmo.config import TrainConfig
+from elmo.hub import DownloadError
 from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
 
 CONFIG_DIR = str(CONFIGS)
@@ -59,10 +62,13 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
-    from elmo.training.run import run_training
+    from elmo.training.run import fetch_inputs, run_training
 
-    with exit_on_error("elmo-train"):  # bad config values: one clear line, not a traceback
+    # A bad config value, or an input that is missing or cannot be fetched: one clear line, not
+    # a traceback, before any work.
+    with exit_on_error("elmo-train", ValueError, FileNotFoundError, DownloadError):
         config = to_train_config(cfg)
+        fetch_inputs(config)
     config.output_dir = _job_output_dir(config.output_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics = run_training(config)

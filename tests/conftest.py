@@ -16,12 +16,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # chaotic elmo-random-mid weights grow that to 1e-2 (README, Exactness). Capping oneDNN's ISA at
 # AVX2 reproduces the fixtures bit for bit on both kinds of CPU. (Read when oneDNN starts.)
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+# Tests never touch the network: every download is refused (elmo.hub), also in subprocesses,
+# unless a test serves the files itself from 127.0.0.1 (the ``hub_settings`` fixture).
+os.environ["ELMO_OFFLINE"] = "1"
+os.environ.pop("ELMO_MIRROR", None)
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from http_server import FileServer
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
 from elmo.model import BiLM
@@ -80,3 +86,30 @@ def reference_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(previous)
+
+
+# ------------------------------------------------------------------------------------------------
+# Downloads
+
+
+@pytest.fixture
+def file_server():
+    """A local HTTP server (``tests/http_server.py``) serving the files a test puts in it."""
+    server = FileServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub_settings(tmp_path, monkeypatch, file_server) -> Path:
+    """``elmo.hub`` reading from ``file_server`` (``ELMO_MIRROR``) into an empty cache folder
+    (``ELMO_CACHE``), downloads allowed, retries without waiting; returns the cache folder."""
+    from elmo.hub import download
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ELMO_CACHE", str(cache))
+    monkeypatch.setenv("ELMO_MIRROR", file_server.url)
+    monkeypatch.delenv("ELMO_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
+    return cache

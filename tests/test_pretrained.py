@@ -120,3 +120,47 @@ def test_a_format_1_directory_still_loads_and_reads_words(tmp_path, tiny_bilm):
     loaded = from_pretrained(directory)
     assert torch.equal(loaded.char_cnn.projection.weight, tiny_bilm.char_cnn.projection.weight)
     assert load_tokenizer(directory).kind == "words"
+
+
+# ------------------------------------------------------------------------------------------------
+# Published models by name (served by a local server: ``hub_settings``)
+
+
+@pytest.fixture
+def small_by_name(hub_settings, file_server, tiny_config, tmp_path):
+    """A random tiny published-format model, served as ``elmo-small``; its two local files."""
+    from http_server import serve_published_model
+
+    from elmo.published import write_random_published
+
+    files = write_random_published(tiny_config, tmp_path / "source", seed=5)
+    serve_published_model(file_server, "elmo-small", *files)
+    return files
+
+
+def test_load_bilm_takes_a_published_models_name(small_by_name):
+    by_name = load_bilm("elmo-small", kernel="fused")
+    direct = load_published(*small_by_name)
+    assert by_name.kernel.name == "fused"
+    for name, tensor in direct.state_dict().items():
+        assert torch.equal(tensor, by_name.state_dict()[name]), name
+
+
+def test_a_local_path_wins_over_a_name(small_by_name, file_server, tmp_path, monkeypatch, tiny_bilm):
+    monkeypatch.chdir(tmp_path)
+    save_pretrained(tiny_bilm, tmp_path / "elmo-small")
+    loaded = load_bilm("elmo-small")
+    for name, tensor in tiny_bilm.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert file_server.requests == []
+
+
+def test_the_embedder_apis_take_a_name(small_by_name):
+    from elmo import Elmo, ElmoEmbedder
+
+    embedder = ElmoEmbedder.from_pretrained("elmo-small")
+    direct = ElmoEmbedder.from_published(*small_by_name)
+    assert torch.equal(embedder.embed_sentences([TOKENS[0]])[0],
+                       direct.embed_sentences([TOKENS[0]])[0])  # fmt: skip
+    layer = Elmo.from_pretrained("elmo-small", num_output_representations=1, dropout=0.0)
+    assert layer(batch_to_ids(TOKENS)).representations[0].shape[:2] == (2, 5)

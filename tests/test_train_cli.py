@@ -117,6 +117,30 @@ def test_init_from_our_pretrained_dir_reuses_its_vocab_and_softmax(
     assert history[0]["step"] == 1 and history[0]["loss"] > 0
 
 
+def test_init_from_a_published_models_name(hub_settings, file_server, tmp_path):
+    """``init_from=elmo-small``: fetched by name (here from a local server), then as a directory."""
+    from http_server import serve_published_model
+
+    files = write_random_published_model(tmp_path / "published", **SOURCE_SHAPE, seed=4)
+    serve_published_model(file_server, "elmo-small", *files)
+    corpus = _corpus(tmp_path / "train.txt", 0, 40)
+    _train(tmp_path / "run", f"data.train={corpus}", "init_from=elmo-small", *ONE_TINY_STEP)
+    source = load_bilm(model=tmp_path / "published").state_dict()
+    tuned = from_pretrained(tmp_path / "run" / "model").state_dict()
+    _assert_close(tuned, source, source)
+
+
+def test_an_input_that_cannot_be_fetched_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELMO_CACHE", str(tmp_path / "cache"))  # empty; ELMO_OFFLINE=1 in tests
+    corpus = _corpus(tmp_path / "train.txt", 0, 40)
+    result = _elmo_train(tmp_path / "run", f"data.train={corpus}", "init_from=elmo-small",
+                         "trainer.num_threads=1")  # fmt: skip
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("elmo-train: error: ") and "ELMO_OFFLINE=1 forbids downloading" in error
+    assert not (tmp_path / "run" / "vocab.txt").exists()  # nothing was trained
+
+
 def test_missing_training_text_is_one_clear_line(tmp_path):
     result = _elmo_train(tmp_path / "run", "data=text", "trainer.num_threads=1")
 

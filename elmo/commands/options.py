@@ -20,8 +20,9 @@ KERNEL_HELP = (
 def add_model_arguments(
     parser: argparse.ArgumentParser, published_files: bool = False, needs_softmax: bool = False
 ) -> None:
-    """``--model DIR``; with ``published_files``, also ``--options-file`` and ``--weight-file``
-    (then ``--model`` is optional: one of the two ways must be given).
+    """``--model DIR|NAME``; with ``published_files``, also ``--options-file`` and
+    ``--weight-file`` (then ``--model`` is optional: one of the two ways must be given). A name is
+    a published model's (``elmo models``), fetched by ``load_bilm``; a local path wins over it.
 
     Args:
         published_files: the command takes the published format's two files as well.
@@ -29,7 +30,9 @@ def add_model_arguments(
     """
     if published_files:
         parser.add_argument(
-            "--model", help="our pretrained directory (or one with options.json + weights.hdf5)"
+            "--model",
+            help="our pretrained directory, one with options.json + weights.hdf5, or a published "
+            "model's name (elmo-small, ...: elmo models)",
         )
         parser.add_argument("--options-file", help="published-format options.json")
         parser.add_argument("--weight-file", help="published-format weights.hdf5")
@@ -39,7 +42,9 @@ def add_model_arguments(
         )
     else:
         parser.add_argument(
-            "--model", required=True, help="our pretrained directory (or a published one)"
+            "--model",
+            required=True,
+            help="our pretrained directory, a published one, or a published model's name",
         )
 
 

@@ -32,7 +32,7 @@ class PosTaskConfig:
     """POS tagging on Universal Dependencies (UPOS): a linear probe per layer and on the mix."""
 
     name: str = "pos"  # the task's name in results and the output directory
-    data_dir: str = "ud-english-ewt"  # relative: looked up in ./data, then ../shared/data
+    data_dir: str = "ud-english-ewt"  # relative: ./data, ../shared/data, the cache (elmo.hub)
     train: str = "en_ewt-ud-train.conllu"  # CoNLL-U files inside data_dir
     dev: str = "en_ewt-ud-dev.conllu"
     test: str | None = "en_ewt-ud-test.conllu"  # null = report dev only
@@ -136,7 +136,8 @@ class BaselinesConfig:
     random: bool = True  # a randomly initialised biLM of the model's shape
     random_seed: int = 0  # seeds the random biLM's weights
     # Another model to compare against: a published-format directory (options.json +
-    # weights.hdf5) or one of ours; null = none. (Layer 0 of the model itself is always a row.)
+    # weights.hdf5), one of ours, or a published model's name (elmo-original, ...); null = none.
+    # (Layer 0 of the model itself is always a row.)
     published: str | None = None
 
 
@@ -145,7 +146,7 @@ class ProbeConfig:
     """Everything ``elmo-probe`` needs; composed by Hydra from configs/probe/probe.yaml."""
 
     task: Any = MISSING  # one of the task configs above, chosen with task=<pos|wic|wordsim|sst2>
-    model: str = MISSING  # our pretrained directory or a published-format directory
+    model: str = MISSING  # our pretrained directory, a published-format one, or a model's name
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     batch_size: int = 64  # sentences per biLM forward pass when embedding
     device: str = "cpu"  # where the biLM runs (probes on cached features train on the CPU)

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from elmo.config import TrainConfig
-from elmo.data.paths import resolve_data_path
 from elmo.data.prepare import prepare_tokenizer, prepare_vocabulary
 from elmo.data.stream import LMBatcher
 from elmo.data.tokenizer import Tokenizer
 from elmo.data.vocab import Vocabulary
+from elmo.hub import fetch_model, is_model_name, resolve_data_path
 from elmo.model import BiLM
 from elmo.pretrained import SENTENCEPIECE_FILE, VOCAB_FILE
 from elmo.training import distributed
@@ -96,6 +96,22 @@ def run_training(config: TrainConfig) -> dict:
         write_metrics(output_dir, metrics)
     distributed.teardown(world)
     return metrics
+
+
+def fetch_inputs(config: TrainConfig) -> None:
+    """Make sure every file the run reads is here: the data files (found where
+    ``resolve_data_path`` looks, or downloaded) and ``init_from`` given as a published model's
+    name. Called before the run, so that a missing input stops it at once with a clear message.
+
+    Raises:
+        FileNotFoundError: a data file that is nowhere and belongs to no known data set.
+        elmo.hub.DownloadError: a file that could not be fetched (or ``ELMO_OFFLINE=1``).
+    """
+    for path in (config.data.train, config.data.valid, config.data.test):
+        if path:
+            resolve_data_path(path)
+    if config.init_from and not Path(config.init_from).exists() and is_model_name(config.init_from):
+        fetch_model(config.init_from)
 
 
 def _units(

@@ -156,3 +156,18 @@ def test_a_sentencepiece_model_writes_words_or_pieces(tmp_path, tiny_bilm):
         got, index = _read(out)
         assert [array.shape for array in got] == [(n, 16) for n in lengths]
         assert index == {line: str(i) for i, line in enumerate(lines)}
+
+
+def test_a_published_model_by_name(hub_settings, file_server, tmp_path, unseen_model):
+    """``--model elmo-small``: fetched (here from a local server) and embedded as the files are."""
+    from http_server import serve_published_model
+
+    serve_published_model(file_server, "elmo-small", *unseen_model)
+    source = _write(tmp_path / "in.txt", SENTENCES)
+    by_name, by_files = tmp_path / "by_name.hdf5", tmp_path / "by_files.hdf5"
+    assert main(["embed", str(source), str(by_name), "--top", "--model", "elmo-small"]) == 0
+    options, weights = unseen_model
+    assert main(["embed", str(source), str(by_files), "--top", "--options-file", str(options),
+                 "--weight-file", str(weights)]) == 0  # fmt: skip
+    for got, expected in zip(_read(by_name)[0], _read(by_files)[0]):
+        np.testing.assert_array_equal(got, expected)

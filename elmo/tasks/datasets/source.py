@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from elmo.data.paths import resolve_data_path
+from elmo.hub import resolve_data_path
 
 Item = TypeVar("Item")
 
