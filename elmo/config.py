@@ -112,6 +112,16 @@ class BiLMConfig:
         _check_choice("softmax.kind", self.softmax.kind, SOFTMAX_KINDS)
         if self.softmax.num_samples <= 0:
             raise ValueError(f"softmax.num_samples must be > 0, got {self.softmax.num_samples}")
+        cutoffs = list(self.softmax.cutoffs)
+        if self.softmax.kind != "adaptive":
+            return self
+        if not cutoffs or cutoffs[0] <= 0 or cutoffs != sorted(set(cutoffs)):
+            raise ValueError(f"softmax.cutoffs must be increasing ids > 0, got {cutoffs}")
+        if self.vocab_size and cutoffs[-1] >= self.vocab_size:
+            raise ValueError(
+                f"softmax.cutoffs must all be below the vocabulary size {self.vocab_size}, "
+                f"got {cutoffs}"
+            )
         return self
 
 
@@ -283,4 +293,10 @@ class TrainConfig:
         for name in ("batch_size", "unroll_steps", "eval_batch_size", "vocab_min_count"):
             if getattr(data, name) <= 0:
                 raise ValueError(f"data.{name} must be > 0, got {getattr(data, name)}")
+        cutoffs, largest = self.model.softmax.cutoffs, data.vocab_max_size
+        if self.model.softmax.kind == "adaptive" and largest and cutoffs[-1] >= largest:
+            raise ValueError(  # known before the vocabulary is built: refuse before any work
+                f"model.softmax.cutoffs must all be below data.vocab_max_size={largest}, "
+                f"got {cutoffs}"
+            )
         return self

@@ -9,6 +9,14 @@ A pretrained model is a directory holding
 * ``vocab.txt``: the softmax vocabulary, when the model has a softmax;
 * ``sentencepiece.model``: the trained sentencepiece model, when the tokenizer is sentencepiece.
 
+``config.json`` also records the sha256 of every other file of the directory (``"files"``), and of
+its own content (``"files"["config.json"]``: the sha256 of the rest of it, the other sums
+included, as canonical JSON). Every load checks the files it reads against these: a damaged or
+swapped file is a ``ModelFileError`` naming it, never a silent load. Directories written before the sums (no
+``"files"``) still load; their weights are checked for NaN and infinity instead. Each file is
+written atomically, and ``config.json`` last, so a directory whose save was interrupted holds
+either the old model or files that do not match their sums.
+
 ``load_bilm`` is the one loader every command goes through: it reads this directory
 (``from_pretrained``) or the published format (``options.json`` + ``weights.hdf5``,
 ``elmo.published.load_published``), so every command takes either kind of model. It also takes
@@ -20,12 +28,22 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from elmo.config import bilm_config_from_dict, config_to_dict, tokenizer_config_from_dict
+from elmo.files import (
+    ModelFileError,
+    atomic_write_bytes,
+    atomic_write_text,
+    sha256_bytes,
+    sha256_file,
+)
 from elmo.hub import fetch_model, is_model_name
 from elmo.model import BiLM
 
@@ -37,6 +55,8 @@ VOCAB_FILE = "vocab.txt"
 SENTENCEPIECE_FILE = "sentencepiece.model"
 PUBLISHED_OPTIONS_FILE = "options.json"
 PUBLISHED_WEIGHTS_FILE = "weights.hdf5"
+SUMS_KEY = "files"  # config.json: file name -> sha256 of each other file of the directory
+CONFIG_KEYS = {"format_version", "model", "tokenizer", SUMS_KEY}
 
 
 def save_pretrained(model: BiLM, directory: str | os.PathLike, vocab=None, tokenizer=None) -> Path:
@@ -61,47 +81,76 @@ def save_pretrained(model: BiLM, directory: str | os.PathLike, vocab=None, token
         )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
     if tokenizer is None:
         from elmo.data.tokenizer import word_tokenizer
 
         tokenizer = word_tokenizer()
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    data = save_safetensors(weights, metadata={"format": "pt"})
+    atomic_write_bytes(directory / WEIGHTS_FILE, data)
+    sums = {WEIGHTS_FILE: sha256_bytes(data)}
+    if vocab is not None:
+        vocab.save(directory / VOCAB_FILE)
+        sums[VOCAB_FILE] = sha256_file(directory / VOCAB_FILE)
+    else:
+        (directory / VOCAB_FILE).unlink(missing_ok=True)  # left by an earlier save
+    if tokenizer.kind == "sentencepiece":
+        tokenizer.save(directory / SENTENCEPIECE_FILE)
+        sums[SENTENCEPIECE_FILE] = sha256_file(directory / SENTENCEPIECE_FILE)
+    else:
+        (directory / SENTENCEPIECE_FILE).unlink(missing_ok=True)
     config = {
         "format_version": FORMAT_VERSION,
         "model": config_to_dict(model.config),
         "tokenizer": config_to_dict(tokenizer.config),
+        SUMS_KEY: sums,
     }
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    if vocab is not None:
-        vocab.save(directory / VOCAB_FILE)
-    if tokenizer.kind == "sentencepiece":
-        tokenizer.save(directory / SENTENCEPIECE_FILE)
-    else:
-        (directory / SENTENCEPIECE_FILE).unlink(missing_ok=True)  # left by an earlier save
+    sums[CONFIG_FILE] = _content_sum(config)
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")  # last
     return directory
 
 
 def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> BiLM:
-    """Load a pretrained directory strictly (no code runs from the files); eval mode."""
+    """Load a pretrained directory strictly (no code runs from the files); eval mode.
+
+    Raises:
+        ModelFileError: a file that is damaged, differs from its recorded sha256, or does not
+            match the config (the message names the file).
+    """
     directory = Path(directory)
-    config = bilm_config_from_dict(_read_config(directory)["model"])
-    model = BiLM(config)
-    weights = load_file(str(directory / WEIGHTS_FILE), device="cpu")
+    data = _read_config(directory)
+    config_path = directory / CONFIG_FILE
+    try:
+        config = bilm_config_from_dict(data["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{config_path}: not a valid model config ({error})") from None
+    path = directory / WEIGHTS_FILE
+    # The weights' sha256 is computed while the model is built (hashlib releases the GIL), so
+    # the check costs little of the load's time; then the file is read by mmap as before.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(_file_sum, path)
+        model = BiLM(config)
+        _check_sum(directory, WEIGHTS_FILE, data, digest.result())
+    try:
+        weights = load_file(str(path), device="cpu")
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({error})") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise ValueError(
-            f"{directory / WEIGHTS_FILE} does not match its config: missing keys {missing}, "
+        raise ModelFileError(
+            f"{path} does not match its config: missing keys {missing}, "
             f"unexpected keys {unexpected}"
         )
     for name, tensor in weights.items():
         if tensor.shape != expected[name].shape:
-            raise ValueError(
-                f"{directory / WEIGHTS_FILE}: {name} has shape {tuple(tensor.shape)}, "
+            raise ModelFileError(
+                f"{path}: {name} has shape {tuple(tensor.shape)}, "
                 f"expected {tuple(expected[name].shape)}"
             )
+        if SUMS_KEY not in data and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()
 
@@ -111,13 +160,73 @@ def _read_config(directory: Path) -> dict:
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{directory} is not a pretrained model directory (no {CONFIG_FILE})")
-    data = json.loads(config_path.read_text())
+    try:
+        data = json.loads(config_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{config_path}: expected a JSON object, got {type(data).__name__}")
     version = data.get("format_version")
     if version not in READABLE_VERSIONS:
-        raise ValueError(
+        raise ModelFileError(
             f"{config_path}: format_version {version!r}; this code reads {list(READABLE_VERSIONS)}"
         )
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:  # e.g. a damaged "files" key, which would otherwise skip every check
+        raise ModelFileError(f"{config_path}: unknown keys {unknown}")
+    if SUMS_KEY not in data:
+        return data  # written before the sums
+    sums = data[SUMS_KEY]
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise ModelFileError(f"{config_path}: {SUMS_KEY!r} must map file names to sha256 sums")
+    if sums.get(CONFIG_FILE) != _content_sum(data):
+        raise ModelFileError(
+            f"{config_path} is damaged: its content differs from the sha256 it records "
+            f"(save the model again, or fetch an intact copy)"
+        )
     return data
+
+
+def _content_sum(config: dict) -> str:
+    """The sha256 of config.json's content but its own sum, as canonical JSON."""
+    content = dict(config)
+    content[SUMS_KEY] = {k: v for k, v in config[SUMS_KEY].items() if k != CONFIG_FILE}
+    return sha256_bytes(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _read_checked(directory: Path, name: str, config: dict) -> bytes:
+    """The bytes of the directory's file ``name``, checked against the sum config.json records
+    (directories written before the sums record none)."""
+    data = _file_bytes(directory / name)
+    _check_sum(directory, name, config, sha256_bytes(data))
+    return data
+
+
+def _file_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing")
+    return path.read_bytes()
+
+
+def _file_sum(path: Path) -> str:
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing")
+    return sha256_file(path)
+
+
+def _check_sum(directory: Path, name: str, config: dict, digest: str) -> None:
+    """Raise ModelFileError unless ``digest`` is the sum config.json records for ``name``."""
+    sums = config.get(SUMS_KEY)
+    if sums is None:
+        return
+    path = directory / name
+    if name not in sums:
+        raise ModelFileError(f"{path}: {directory / CONFIG_FILE} records no sha256 for it")
+    if digest != sums[name]:
+        raise ModelFileError(
+            f"{path} is damaged: its sha256 differs from the one {CONFIG_FILE} records "
+            f"(save the model again, or fetch an intact copy)"
+        )
 
 
 def load_tokenizer(directory: str | os.PathLike):
@@ -137,17 +246,31 @@ def load_tokenizer(directory: str | os.PathLike):
     path = directory / SENTENCEPIECE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{directory}: the model uses sentencepiece but {path.name} is missing")
-    return PieceTokenizer.load(config, path)
+    proto = _read_checked(directory, SENTENCEPIECE_FILE, data)
+    try:
+        return PieceTokenizer(config, proto)
+    except RuntimeError as error:  # sentencepiece's parse error
+        raise ModelFileError(f"{path}: not a readable sentencepiece model ({error})") from None
 
 
 def load_vocabulary(directory: str | os.PathLike):
-    """The vocabulary saved with a pretrained directory, or None if it has none."""
-    path = Path(directory) / VOCAB_FILE
+    """The vocabulary saved with a pretrained directory, or None if it has none.
+
+    Raises:
+        ModelFileError: vocab.txt differs from the sha256 config.json records, or is unreadable.
+    """
+    directory = Path(directory)
+    path = directory / VOCAB_FILE
     if not path.is_file():
         return None
     from elmo.data.vocab import Vocabulary
 
-    return Vocabulary.load(path)
+    if (directory / CONFIG_FILE).is_file():
+        _read_checked(directory, VOCAB_FILE, _read_config(directory))
+    try:
+        return Vocabulary.load(path)
+    except ValueError as error:  # the message names the file and line
+        raise ModelFileError(str(error)) from None
 
 
 def load_bilm(

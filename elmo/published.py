@@ -15,6 +15,12 @@ the published format. The conventions handled here:
 
 All maps are transposes, permutations and negations, so published -> ours -> published is
 bit-exact.
+
+The format records no checksums of its own (a published model fetched by name is checked by
+``elmo.hub`` against the sums of its catalog); ``export_published`` writes every dataset with
+HDF5's Fletcher-32 filter, which HDF5 checks on read. Loading checks what it can: the file is HDF5, every dataset
+the options call for is there with the right shape and a float dtype, and no value is NaN or
+infinite; any failure is a ``ModelFileError`` naming the file and the dataset.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 import torch
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
+from elmo.files import ModelFileError, atomic_write_text, temp_path
 from elmo.model import BiLM
 
 # Our gate order (i, f, g, o) taken from TensorFlow's (i, g, f, o), and back (the same swap).
@@ -92,12 +99,19 @@ def options_from_bilm_config(config: BiLMConfig) -> dict:
 
 
 def load_published(options_file: str | os.PathLike, weight_file: str | os.PathLike) -> BiLM:
-    """A BiLM (eval mode) with the weights of a published-format model."""
+    """A BiLM (eval mode) with the weights of a published-format model.
+
+    Raises:
+        ModelFileError: options that are not valid JSON or not an ELMo model's, or a weight file
+            that is not HDF5, is truncated, lacks a dataset, or holds a wrong shape or a NaN.
+    """
     options = _read_options(options_file)
-    config = bilm_config_from_options(options)
+    try:
+        config = bilm_config_from_options(options)
+    except ValueError as error:
+        raise ModelFileError(f"{options_file}: {error}") from None
+    state = _read_weights(weight_file, config)
     model = BiLM(config)
-    with h5py.File(weight_file, "r") as weights:
-        state = published_to_state_dict(weights, config, str(weight_file))
     model.load_state_dict(state, strict=False)  # buffers only are missing; checked below
     _check_complete(model, state, str(weight_file))
     return model.eval()
@@ -109,12 +123,17 @@ def export_published(
     """Write ``model`` as a published-format ``options.json`` and ``weights.hdf5``."""
     options = options_from_bilm_config(model.config)
     state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    Path(options_file).write_text(json.dumps(options, indent=2) + "\n")
-    tmp = Path(str(weight_file) + ".tmp")
-    with h5py.File(tmp, "w") as fout:
-        for name, array in state_dict_to_published(state, model.config).items():
-            fout.create_dataset(name, data=array)
-    os.replace(tmp, weight_file)
+    tmp = temp_path(weight_file)  # both files written atomically, weights first
+    try:
+        with h5py.File(tmp, "w") as fout:
+            for name, array in state_dict_to_published(state, model.config).items():
+                # Fletcher-32: HDF5 checks each chunk on read, so a damaged byte in the values
+                # is an error, not a different model (readers of the format need no change).
+                fout.create_dataset(name, data=array, fletcher32=True)
+        os.replace(tmp, weight_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+    atomic_write_text(options_file, json.dumps(options, indent=2) + "\n")
 
 
 def write_random_published(
@@ -144,12 +163,22 @@ def published_to_state_dict(
     """Our state dict from an open published HDF5 file (shapes checked against ``config``)."""
 
     def read(name: str, shape: tuple) -> np.ndarray:
-        if name not in weights:
-            raise ValueError(f"{source}: dataset {name!r} is missing (expected shape {shape})")
-        array = weights[name][...]
-        if array.shape != shape:
-            raise ValueError(f"{source}: dataset {name!r} has shape {array.shape}, expected {shape}")
-        return array.astype(np.float32)
+        if name not in weights or not isinstance(weights[name], h5py.Dataset):
+            raise ModelFileError(f"{source}: dataset {name!r} is missing (expected shape {shape})")
+        dataset = weights[name]
+        if dataset.shape != shape:
+            raise ModelFileError(
+                f"{source}: dataset {name!r} has shape {dataset.shape}, expected {shape}"
+            )
+        if dataset.dtype.kind != "f":
+            raise ModelFileError(f"{source}: dataset {name!r} has dtype {dataset.dtype}, not float")
+        try:
+            array = dataset[...].astype(np.float32, copy=False)
+        except OSError as error:  # e.g. a Fletcher-32 sum that does not match: damaged values
+            raise ModelFileError(f"{source}: dataset {name!r} cannot be read ({error})") from None
+        if not np.isfinite(array).all():
+            raise ModelFileError(f"{source}: dataset {name!r} holds NaN or infinite values")
+        return array
 
     cnn, lstm = config.char_cnn, config.lstm
     E, F, D, H = cnn.char_embedding_dim, cnn.num_filters, lstm.projection_dim, lstm.cell_size
@@ -219,13 +248,31 @@ def _swap_gates(array: np.ndarray, cell_size: int) -> np.ndarray:
     return np.concatenate([blocks[g] for g in _GATE_SWAP])
 
 
+def _read_weights(weight_file: str | os.PathLike, config: BiLMConfig) -> dict[str, torch.Tensor]:
+    """Our state dict from a published weight file, every failure naming the file."""
+    source = str(weight_file)
+    try:
+        with h5py.File(weight_file, "r") as weights:
+            return published_to_state_dict(weights, config, source)
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"weight file not found: {weight_file}") from None
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
+        # h5py's errors for a file that is not HDF5, is truncated, or has damaged metadata
+        raise ModelFileError(f"{source}: not a readable HDF5 weight file ({error})") from None
+
+
 def _read_options(options_file: str | os.PathLike) -> dict:
     try:
-        return json.loads(Path(options_file).read_text())
+        options = json.loads(Path(options_file).read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"options file not found: {options_file}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{options_file}: not valid JSON ({error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{options_file}: not valid JSON ({error})") from None
+    if not isinstance(options, dict):
+        raise ModelFileError(f"{options_file}: expected a JSON object, got {type(options).__name__}")
+    return options
 
 
 def _check_complete(model: BiLM, state: dict, source: str) -> None:

@@ -19,6 +19,7 @@ import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from elmo.config import TrainConfig
+from elmo.files import InputFileError, ModelFileError
 from elmo.hub import DownloadError
 from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
 
@@ -66,12 +67,14 @@ def _hydra_main(cfg: DictConfig) -> float:
 
     # A bad config value, or an input that is missing or cannot be fetched: one clear line, not
     # a traceback, before any work.
-    with exit_on_error("elmo-train", ValueError, FileNotFoundError, DownloadError):
+    with exit_on_error("elmo-train", ValueError, OSError, DownloadError):
         config = to_train_config(cfg)
         fetch_inputs(config)
     config.output_dir = _job_output_dir(config.output_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    metrics = run_training(config)
+    # A bad input file, or a damaged or stale file of the run's state: one line that names it.
+    with exit_on_error("elmo-train", ModelFileError, InputFileError):
+        metrics = run_training(config)
     return metrics.get("valid", {}).get("ppl", float("nan"))  # the --multirun sweep objective
 
 

@@ -11,6 +11,7 @@ from shared_data import shared_path
 
 from elmo.data.characters import batch_to_ids
 from elmo.data.vocab import Vocabulary
+from elmo.files import ModelFileError
 from elmo.model import BiLM
 from elmo.pretrained import (
     from_pretrained,
@@ -55,6 +56,9 @@ def test_strict_loading_names_missing_and_unexpected_keys(tmp_path, tiny_bilm):
     weights.pop("char_cnn.projection.bias")
     weights["extra.weight"] = torch.zeros(1)
     save_file(weights, str(directory / "model.safetensors"))
+    config = json.loads((directory / "config.json").read_text())
+    del config["files"]  # as written before the sums: the keys themselves are checked
+    (directory / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"char_cnn\.projection\.bias.*extra\.weight"):
         from_pretrained(directory)
 
@@ -114,7 +118,7 @@ def test_a_sentencepiece_directory_without_its_model_file_is_an_error(tmp_path, 
 def test_a_format_1_directory_still_loads_and_reads_words(tmp_path, tiny_bilm):
     directory = save_pretrained(tiny_bilm, tmp_path / "model")
     config = json.loads((directory / "config.json").read_text())
-    del config["tokenizer"]
+    del config["tokenizer"], config["files"]  # format 1 predates both
     config["format_version"] = 1
     (directory / "config.json").write_text(json.dumps(config))
     loaded = from_pretrained(directory)
@@ -164,3 +168,56 @@ def test_the_embedder_apis_take_a_name(small_by_name):
                        direct.embed_sentences([TOKENS[0]])[0])  # fmt: skip
     layer = Elmo.from_pretrained("elmo-small", num_output_representations=1, dropout=0.0)
     assert layer(batch_to_ids(TOKENS)).representations[0].shape[:2] == (2, 5)
+
+
+def _flip_byte(path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_each_file_is_recorded_by_its_sha256_and_a_flipped_byte_is_refused(tmp_path, tiny_config):
+    vocab = Vocabulary.build(["the bank of the river", "money in the bank"])
+    tiny_config.vocab_size = len(vocab)
+    directory = save_pretrained(BiLM(tiny_config).eval(), tmp_path / "model", vocab)
+    sums = json.loads((directory / "config.json").read_text())["files"]
+    assert sorted(sums) == ["config.json", "model.safetensors", "vocab.txt"]
+
+    weights = directory / "model.safetensors"
+    _flip_byte(weights, weights.stat().st_size - 5)  # inside the last tensor's values
+    with pytest.raises(ModelFileError, match=r"model\.safetensors is damaged"):
+        load_bilm(directory)
+    save_pretrained(BiLM(tiny_config).eval(), directory, vocab)  # a save makes it whole again
+    _flip_byte(directory / "vocab.txt", 0)
+    with pytest.raises(ModelFileError, match=r"vocab\.txt is damaged"):
+        load_vocabulary(directory)
+
+
+def test_a_config_json_that_is_not_json_names_the_file(tmp_path, tiny_bilm):
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    config = directory / "config.json"
+    config.write_text(config.read_text()[:-20])  # truncated
+    with pytest.raises(ModelFileError, match=r"config\.json: not valid JSON"):
+        load_bilm(directory)
+    save_pretrained(tiny_bilm, directory)
+    config.write_text(config.read_text().replace('"files"', '"fhles"'))  # would skip the sums
+    with pytest.raises(ModelFileError, match=r"config\.json: unknown keys \['fhles'\]"):
+        load_bilm(directory)
+    save_pretrained(tiny_bilm, directory)
+    config.write_text(config.read_text().replace('"forget_bias": 1.0', '"forget_bias": 0.0'))
+    with pytest.raises(ModelFileError, match=r"config\.json is damaged"):  # valid JSON, wrong value
+        load_bilm(directory)
+
+
+def test_a_directory_without_sums_loads_but_refuses_nan_weights(tmp_path, tiny_bilm):
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    config = json.loads((directory / "config.json").read_text())
+    del config["files"]  # as written before the sums
+    (directory / "config.json").write_text(json.dumps(config))
+    assert torch.equal(from_pretrained(directory).char_cnn.projection.bias,
+                       tiny_bilm.char_cnn.projection.bias)  # fmt: skip
+    weights = load_file(str(directory / "model.safetensors"))
+    weights["char_cnn.projection.bias"][0] = float("nan")
+    save_file(weights, str(directory / "model.safetensors"))
+    with pytest.raises(ModelFileError, match=r"model\.safetensors: char_cnn\.projection\.bias"):
+        from_pretrained(directory)

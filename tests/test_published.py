@@ -18,6 +18,7 @@ from fixture_checks import ATOL, FIXTURES, check_elmo_random_mid, embed, fixture
 from shared_data import shared_path
 
 from elmo.data.characters import batch_to_ids
+from elmo.files import ModelFileError
 from elmo.kernels import kernel_names
 from elmo.published import (
     bilm_config_from_options,
@@ -98,6 +99,31 @@ def test_wrong_shape_is_a_value_error_naming_it(exported_tiny):
     rewrite_weights(exported_tiny / "weights.hdf5", exported_tiny / "broken.hdf5", replace=wrong)
     with pytest.raises(ValueError, match=f"{name}.*shape \\(10, 9\\), expected \\(10, 10\\)"):
         load_published(exported_tiny / "options.json", exported_tiny / "broken.hdf5")
+
+
+def test_a_nan_or_infinite_value_is_refused_naming_the_file_and_dataset(exported_tiny):
+    name = "RNN_0/RNN/MultiRNNCell/Cell0/LSTMCell/B"
+    with h5py.File(exported_tiny / "weights.hdf5", "r") as handle:
+        bad = handle[name][...]
+    bad[3] = np.inf
+    rewrite_weights(exported_tiny / "weights.hdf5", exported_tiny / "broken.hdf5", replace={name: bad})
+    with pytest.raises(ModelFileError, match=f"broken.hdf5: dataset '{name}' holds NaN or infinite"):
+        load_published(exported_tiny / "options.json", exported_tiny / "broken.hdf5")
+
+
+@pytest.mark.parametrize("damage", ["not hdf5", "truncated"])
+def test_a_weight_file_that_is_not_hdf5_or_is_truncated_names_the_file(exported_tiny, damage):
+    weights = exported_tiny / "weights.hdf5"
+    data = weights.read_bytes()
+    weights.write_bytes(b"<html>not found</html>" if damage == "not hdf5" else data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=r"weights\.hdf5: "):
+        load_published(exported_tiny / "options.json", weights)
+
+
+def test_options_that_are_not_json_name_the_file(exported_tiny):
+    (exported_tiny / "options.json").write_text('{"char_cnn": {')
+    with pytest.raises(ModelFileError, match=r"options\.json: not valid JSON"):
+        load_published(exported_tiny / "options.json", exported_tiny / "weights.hdf5")
 
 
 def minimal_options(**lstm) -> dict:

@@ -169,3 +169,14 @@ def test_multirun_sweep_jobs_train_in_their_own_folders(tmp_path):
     kinds = [from_pretrained(sweep / str(job) / "model").config.softmax.kind for job in (0, 1)]
     assert kinds == ["full", "sampled"]
     assert not (tmp_path / "outputs").exists()  # the composed output_dir was not used
+
+
+def test_invalid_utf8_in_the_training_text_is_one_line_naming_file_and_line(tmp_path):
+    corpus = tmp_path / "train.txt"
+    corpus.write_bytes(b"the bank of the river\n" * 40 + b"money \xc3 bank\n")
+    result = _elmo_train(tmp_path / "run", f"data.train={corpus}", *ONE_TINY_STEP)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"elmo-train: error: {corpus}:41: invalid UTF-8 (byte 0xc3 at column 7)"
+    )
+    assert "Traceback" not in result.stderr

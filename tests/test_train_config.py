@@ -150,6 +150,14 @@ def test_wrong_type_is_a_clear_error():
         ("trainer.max_steps=0", r"trainer\.max_steps must be > 0, got 0"),
         ("data.batch_size=-1", r"data\.batch_size must be > 0, got -1"),
         ("model.dropout=1.5", r"dropout must be in \[0, 1\), got 1\.5"),
+        (
+            "model.softmax.cutoffs=[5000,100]",
+            r"softmax\.cutoffs must be increasing ids > 0, got \[5000, 100\]",
+        ),
+        (
+            "data.vocab_max_size=5000",  # the default model's cutoffs reach 10000
+            r"model\.softmax\.cutoffs must all be below data\.vocab_max_size=5000",
+        ),
     ],
 )
 def test_bad_value_is_a_clear_error(override: str, message: str):

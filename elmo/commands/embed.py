@@ -22,13 +22,17 @@ import h5py
 
 from elmo.commands import options
 from elmo.commands.inputs import read_sentence_lines
+from elmo.files import remove_leftover_temps, temp_path
 from elmo.layer_choice import select
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input_file", help="text file, one sentence per line (raw text for a "
                         "sentencepiece model)")
-    parser.add_argument("output_file", help="HDF5 file to write")
+    parser.add_argument("output_file", help="HDF5 file to write (see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUTPUT_FILE if it exists (without it, an existing file is "
+                        "an error)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--all", dest="output", action="store_const", const="all",
                       help="all layers: (L, n, 2D) per sentence")
@@ -58,17 +62,21 @@ def run(args: argparse.Namespace) -> None:
 
     options.check_arguments(args)
     output = Path(args.output_file)
-    if not output.parent.is_dir():
-        raise ValueError(f"{output}: the output directory does not exist")
+    _check_output(output, args.overwrite)
     sentences = read_sentence_lines(args.input_file)
-    bilm = options.load_model(args)
-    tokenizer = load_tokenizer(args.model) if args.model is not None else None
-    embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, stateful=args.stateful,
-                            tokenizer=tokenizer, units="pieces" if args.pieces else "words",
-                            pooling=args.pooling, cache_size=args.cache_size,
-                            kernel=args.kernel)  # fmt: skip
-    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    remove_leftover_temps(output.parent, target=output.name)  # of an earlier, killed embed
+    partial = temp_path(output)
     try:
+        partial.touch()  # an output folder we cannot write to is found now, not after the work
+    except OSError as error:
+        raise ValueError(f"{output}: cannot write there ({error.strerror})") from None
+    try:
+        bilm = options.load_model(args)
+        tokenizer = load_tokenizer(args.model) if args.model is not None else None
+        embedder = ElmoEmbedder(bilm, batch_size=args.batch_size, stateful=args.stateful,
+                                tokenizer=tokenizer, units="pieces" if args.pieces else "words",
+                                pooling=args.pooling, cache_size=args.cache_size,
+                                kernel=args.kernel)  # fmt: skip
         with h5py.File(partial, "w") as fout, tqdm(
             total=len(sentences), unit="sent", desc="embedding", file=sys.stderr
         ) as bar:
@@ -89,4 +97,15 @@ def run(args: argparse.Namespace) -> None:
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output that is a directory, in a folder that does not exist, or (without
+    ``--overwrite``) that exists already."""
+    if output.is_dir():
+        raise ValueError(f"{output}: is a directory (give the HDF5 file to write)")
+    if not output.parent.is_dir():
+        raise ValueError(f"{output}: the output directory does not exist")
+    if output.exists() and not overwrite:
+        raise ValueError(f"{output} exists already; pass --overwrite to replace it")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from elmo.files import InputFileError  # defined once, for every reader of user files
 
-class InputFileError(ValueError):
-    """A problem with a user's input file; the message names the file and line."""
+__all__ = ["InputFileError", "read_sentence_lines"]
 
 
 def read_sentence_lines(path: str | os.PathLike, allow_blank: bool = False) -> list[str]:
@@ -18,6 +18,8 @@ def read_sentence_lines(path: str | os.PathLike, allow_blank: bool = False) -> l
             blank line, naming the file and the 1-based line number.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory, not a text file")
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     data = path.read_bytes()

@@ -16,6 +16,7 @@ from elmo.config import DataConfig, TokenizerConfig
 from elmo.data.stream import iter_lines
 from elmo.data.tokenizer import PieceTokenizer, Tokenizer, train_sentencepiece
 from elmo.data.vocab import Vocabulary
+from elmo.files import ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def prepare_tokenizer(
     saved: Path,
     is_main: bool,
     barrier: Callable[[], None],
+    reuse: bool = True,
 ) -> Tokenizer:
     """The configured tokenizer; a sentencepiece model is trained on the training text once.
 
@@ -35,16 +37,24 @@ def prepare_tokenizer(
         saved: where the run keeps its sentencepiece model; a resumed run reads it.
         is_main: whether this process writes the file (the others wait for it).
         barrier: returns once every process of the run has called it (a no-op in one process).
+        reuse: read a saved model back (a resumed run); False trains it again (nothing
+            depends on the one saved, which may be stale or torn).
     """
     if settings.kind == "words":
         return Tokenizer(settings)
     barrier()  # every process looks only after this (see prepare_vocabulary)
-    if is_main and not saved.is_file():
+    if is_main and not (reuse and saved.is_file()):
         log.info("training a sentencepiece %s model of %d pieces on %s",
                  settings.model_type, settings.vocab_size, train_path)  # fmt: skip
         train_sentencepiece(iter_lines(train_path), settings).save(saved)
     barrier()
-    return PieceTokenizer.load(settings, saved)
+    try:
+        return PieceTokenizer.load(settings, saved)
+    except RuntimeError as error:  # sentencepiece's parse error
+        raise ModelFileError(
+            f"{saved}: not a readable sentencepiece model ({error}); delete it to train it again "
+            f"(and the run's checkpoint, which was trained with it)"
+        ) from None
 
 
 def prepare_vocabulary(
@@ -56,6 +66,7 @@ def prepare_vocabulary(
     barrier: Callable[[], None],
     inherited: Vocabulary | None = None,
     inherited_from: str = "",
+    reuse: bool = True,
 ) -> Vocabulary:
     """The run's vocabulary: the one saved with the run, ``inherited``, or built from train.
 
@@ -71,13 +82,19 @@ def prepare_vocabulary(
         barrier: returns once every process of the run has called it (a no-op in one process).
         inherited: the vocabulary of the model that fine-tuning starts from, if it has one.
         inherited_from: where ``inherited`` comes from (for the log).
+        reuse: read a saved vocabulary back (a resumed run, which checks it against its
+            checkpoint); False makes it again (nothing depends on the one saved, which may be
+            stale or torn).
+
+    Raises:
+        ModelFileError: the saved vocabulary is unreadable (the message says what to delete).
     """
-    resuming = saved.is_file()
+    resuming = reuse and saved.is_file()
     # Every process looks before the main one may write the file below; otherwise a late process
     # would find it, skip the barrier that the main process waits in, and training would hang.
     barrier()
     if resuming:
-        return Vocabulary.load(saved)
+        return _load_saved(saved)
     if inherited is not None:
         vocab = inherited
         log.info("vocabulary of %s: %d entries", inherited_from, len(vocab))
@@ -94,4 +111,14 @@ def prepare_vocabulary(
     if is_main:
         vocab.save(saved)
     barrier()
-    return Vocabulary.load(saved)
+    return _load_saved(saved)
+
+
+def _load_saved(saved: Path) -> Vocabulary:
+    try:
+        return Vocabulary.load(saved)
+    except ValueError as error:  # names the file and line
+        raise ModelFileError(
+            f"{error}; delete {saved} to build the vocabulary again (and the run's checkpoint, "
+            f"which was trained with it)"
+        ) from None

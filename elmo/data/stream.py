@@ -28,6 +28,7 @@ import torch
 
 from elmo.data.characters import BOS_TOKEN, EOS_TOKEN, MAX_WORD_LENGTH, token_to_char_ids
 from elmo.data.vocab import Vocabulary
+from elmo.files import InputFileError
 
 Item = TypeVar("Item")
 PathsOrGlob = str | os.PathLike | Sequence[str | os.PathLike]
@@ -59,6 +60,8 @@ def expand_paths(paths_or_glob: PathsOrGlob) -> list[Path]:
         if not paths:
             raise ValueError("expected at least one path, got an empty list")
     for path in paths:
+        if os.path.isdir(path):
+            raise InputFileError(f"{path}: is a directory, not a text file")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"not a file: {path!r}")
     return [Path(p) for p in paths]
@@ -67,17 +70,35 @@ def expand_paths(paths_or_glob: PathsOrGlob) -> list[Path]:
 def iter_lines(paths_or_glob: PathsOrGlob) -> Iterator[str]:
     """Lazily yield the lines (without their newline) of one file, a glob's files, or a list.
 
-    Missing files raise FileNotFoundError here, before any line is read.
+    Missing files raise FileNotFoundError here, before any line is read; a directory, and
+    invalid UTF-8 when it is read, raise InputFileError naming the file (and line).
     """
     paths = expand_paths(paths_or_glob)
 
     def read() -> Iterator[str]:
         for path in paths:
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    yield line.rstrip("\n")
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    for line in handle:
+                        yield line.rstrip("\n")
+            except UnicodeDecodeError:
+                raise InputFileError(_invalid_utf8(path)) from None
 
     return read()
+
+
+def _invalid_utf8(path: Path) -> str:
+    """Where ``path``'s first invalid UTF-8 is: "FILE:LINE: invalid UTF-8 (...)"."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return (
+                    f"{path}:{number}: invalid UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                    f"{error.start + 1})"
+                )
+    return f"{path}: invalid UTF-8"
 
 
 def open_lines(source: LineSource) -> Iterable[str]:
@@ -214,8 +235,14 @@ class LMBatcher:
         if self._sentences is None:
             self._sentences = self._open_sentences()
         while True:
+            fresh = self._sentences_read == 0
             batch = self._next_batch()
             if not batch.mask.any():
+                if fresh:  # a whole epoch without one sentence
+                    raise InputFileError(
+                        f"{self._describe_source()}: no sentences to train on (the text is "
+                        f"empty or every line is blank)"
+                    )
                 self._start_epoch(self._epoch + 1)
                 return
             yield batch
@@ -265,6 +292,12 @@ class LMBatcher:
             sentences = shuffle_blocks(sentences, s["shuffle_buffer"], s["seed"], self._epoch)
         # Resuming replays the stream up to where the state was taken.
         return itertools.islice(sentences, self._sentences_read, None)
+
+    def _describe_source(self) -> str:
+        source = self._lines
+        if isinstance(source, (str, os.PathLike)):
+            return os.fspath(source)
+        return "the training text"
 
     def _open_lines(self) -> Iterable[str]:
         source = self._lines

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from elmo.config import TokenizerConfig
+from elmo.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ class PieceTokenizer(Tokenizer):
         return cls(config, Path(path).read_bytes())
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the ``.model`` file that ``load`` reads."""
-        Path(path).write_bytes(self.model_proto)
+        """Write the ``.model`` file that ``load`` reads (atomically)."""
+        atomic_write_bytes(path, self.model_proto)
 
     @property
     def inventory(self) -> list[str]:

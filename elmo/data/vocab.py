@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from elmo.data.characters import BOS_TOKEN, EOS_TOKEN
+from elmo.files import atomic_write
 
 UNK_TOKEN = "<UNK>"
 SPECIAL_TOKENS = (BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)  # ids 0, 1, 2 of a built vocabulary
@@ -118,8 +119,12 @@ class Vocabulary:
         """Read a vocabulary file: one ``token`` or ``token<TAB>count`` per line, in id order."""
         tokens: list[str] = []
         counts: list[int | None] = []
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
+        with open(path, "rb") as handle:
+            for lineno, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise ValueError(f"{path}:{lineno}: invalid UTF-8 ({error.reason})") from None
                 token, count = _parse_line(line, f"{path}:{lineno}")
                 tokens.append(token)
                 counts.append(count)
@@ -134,8 +139,9 @@ class Vocabulary:
             raise ValueError(f"{path}: {error}") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the file ``load`` reads (with counts when this vocabulary has them)."""
-        with open(path, "w", encoding="utf-8") as handle:
+        """Write the file ``load`` reads (with counts when this vocabulary has them), atomically:
+        a reader, or a rerun after a crash, never finds half a vocabulary."""
+        with atomic_write(path, "w") as handle:
             for i, token in enumerate(self._tokens):
                 suffix = "" if self._counts is None else f"\t{self._counts[i]}"
                 handle.write(f"{token}{suffix}\n")

@@ -7,14 +7,17 @@ is saved with ``torch.save`` and loaded with ``weights_only=True``, so loading r
 The payload (``checkpoint_payload``)::
 
     step, world_size, config (TrainConfig as a dict), model, optimizer, scheduler (state dicts),
-    history (the run's records), ranks: one entry per process, in rank order, of
+    history (the run's records), units (the sha256 of each file of the run's tokenizer and
+    vocabulary, by file name, checked on resume), ranks: one entry per process, in rank order, of
         data (each batcher's state: forward, backward), forward_state, backward_state (the
         carried recurrent states as lists of CPU tensors, or None), rng (``capture_rng_state``)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from elmo.config import TrainConfig, config_to_dict
+from elmo.files import ModelFileError, atomic_write_text, sha256_file, temp_path
 from elmo.model import BiLM, state_to_tensors
 from elmo.training import distributed
 
@@ -35,17 +39,69 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (a reader never sees a half-written file)."""
+    """Write ``payload`` to ``path`` atomically (a reader never sees a half-written file), and
+    its sha256 to ``sums_path(path)``, which ``resume`` checks.
+
+    The sums file is replaced first, holding the new sum and those of the checkpoint it
+    replaces: killed between the two renames, the old checkpoint still matches.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)  # .checkpoint.pt.tmp-PID; a run removes those of dead processes
     try:
         with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
+            writer = _HashingWriter(handle)
+            torch.save(payload, writer)
             handle.flush()
             os.fsync(handle.fileno())
+        # The sums of the checkpoints this one replaces: normally the first is the current one;
+        # a few more keep a checkpoint resumable after repeated kills between the two renames.
+        previous = (_recorded_sums(path)[:3] or [sha256_file(path)]) if path.is_file() else []
+        atomic_write_text(sums_path(path), "".join(f"{s}\n" for s in [writer.hexdigest()] + previous))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sums_path(path: str | os.PathLike) -> Path:
+    """The file beside a checkpoint that records its sha256 (``checkpoint.pt.sha256``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def check_checkpoint(path: str | os.PathLike) -> None:
+    """Raise ModelFileError unless ``path`` matches a sum its sums file records (a checkpoint
+    written before the sums has none and is not checked)."""
+    path = Path(path)
+    recorded = _recorded_sums(path)
+    if recorded and sha256_file(path) not in recorded:
+        raise ModelFileError(
+            f"{path} is damaged: its sha256 is not the one {sums_path(path).name} records; "
+            f"delete {path} (and {sums_path(path).name}) to start the run over"
+        )
+
+
+def _recorded_sums(path: Path) -> list[str]:
+    sums = sums_path(path)
+    if not sums.is_file():
+        return []
+    return sums.read_text(encoding="utf-8", errors="replace").split()
+
+
+class _HashingWriter:
+    """A binary file that hashes what is written to it (torch.save writes through it)."""
+
+    def __init__(self, handle) -> None:
+        self._handle, self._digest = handle, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -84,8 +140,13 @@ def checkpoint_payload(
     batchers: Sequence[LMBatcher],
     run: RunState,
     world: distributed.World,
+    units: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to continue the run (collective: every process must call it)."""
+    """Everything needed to continue the run (collective: every process must call it).
+
+    ``units``: the sha256 of the run's vocabulary and tokenizer files, by file name (the files
+    sit beside the checkpoint); ``resume`` checks that it trains on the same ones.
+    """
     mine = {
         "data": [b.state_dict() for b in batchers],
         # The biLM's recurrent states as CPU tensors: load_checkpoint(weights_only=True) refuses
@@ -102,6 +163,7 @@ def checkpoint_payload(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "history": run.history,
+        "units": dict(units or {}),
         "ranks": distributed.gather(mine, world),
     }
 
@@ -115,19 +177,48 @@ def resume(
     run: RunState,
     world: distributed.World,
     device: torch.device,
+    units: dict[str, str] | None = None,
 ) -> None:
     """Restore what ``checkpoint_payload`` saved into the run's objects; this process's rank part.
 
+    Args:
+        units: the sha256 of this run's vocabulary and tokenizer files, by file name; each must
+            equal the one the checkpoint recorded (checkpoints from before the record are checked
+            by their softmax size only, through the model's shapes).
+
     Raises:
         ValueError: the checkpoint was written by another number of processes.
+        ModelFileError: the checkpoint is unreadable, or the run's vocabulary or tokenizer is
+            not the one it was trained with (the message says what to delete).
     """
-    payload = load_checkpoint(path)
+    path = Path(path)
+    start_over = f"delete {path} to start the run over"
+    check_checkpoint(path)
+    try:
+        payload = load_checkpoint(path)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path}: not a readable checkpoint ({message}); {start_over}") from None
     if payload["world_size"] != world.size:
         raise ValueError(
             f"{path} was written by {payload['world_size']} processes; resume with as many "
             f"(this run has {world.size})"
         )
-    bilm.load_state_dict(payload["model"])
+    for name, digest in payload.get("units", {}).items():
+        if units is not None and units.get(name) != digest:
+            unit = path.parent / name
+            raise ModelFileError(
+                f"{unit} is not the file {path} was trained with (its sha256 differs): restore "
+                f"it, or {start_over} (and delete {unit} too, to make it again)"
+            )
+    try:
+        bilm.load_state_dict(payload["model"])
+    except RuntimeError as error:  # e.g. a softmax of another size: the vocabulary changed
+        detail = " ".join(str(error).split())[:300]
+        raise ModelFileError(
+            f"{path} does not fit this run's model ({detail}); the run's vocabulary or config "
+            f"changed since it was written: restore them, or {start_over}"
+        ) from None
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     mine = payload["ranks"][world.rank]

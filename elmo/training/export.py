@@ -13,6 +13,7 @@ from pathlib import Path
 
 from elmo.data.tokenizer import Tokenizer
 from elmo.data.vocab import Vocabulary
+from elmo.files import atomic_write_text
 from elmo.model import BiLM
 from elmo.pretrained import PUBLISHED_OPTIONS_FILE, PUBLISHED_WEIGHTS_FILE, save_pretrained
 
@@ -53,5 +54,5 @@ def export_model(
 def write_metrics(output_dir: Path, metrics: dict) -> Path:
     """Write ``metrics`` as ``output_dir``/metrics.json; returns its path."""
     path = output_dir / METRICS_FILE
-    path.write_text(json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(metrics, indent=1) + "\n")
     return path

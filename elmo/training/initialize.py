@@ -65,12 +65,12 @@ def build_model(config: BiLMConfig, vocab_size: int, init_from: str | None = Non
         ValueError: the source's softmax has another size than V, or its weights do not fit.
     """
     if not init_from:
-        return BiLM(dataclasses.replace(config, vocab_size=vocab_size))
+        return BiLM(dataclasses.replace(config, vocab_size=vocab_size).validate())
     source = load_bilm(model=init_from)
     # The architecture is the source's; the softmax and the training dropout are this run's.
     model_config = dataclasses.replace(
         source.config, vocab_size=vocab_size, softmax=config.softmax, dropout=config.dropout
-    )
+    ).validate()
     model = BiLM(model_config)
     if source.softmax is not None and source.config.vocab_size != vocab_size:
         raise ValueError(

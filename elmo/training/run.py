@@ -20,16 +20,17 @@ from torch import nn
 
 from elmo.config import TrainConfig
 from elmo.data.prepare import prepare_tokenizer, prepare_vocabulary
-from elmo.data.stream import LMBatcher
+from elmo.data.stream import LMBatcher, expand_paths, iter_lines
 from elmo.data.tokenizer import Tokenizer
 from elmo.data.vocab import Vocabulary
+from elmo.files import InputFileError, remove_leftover_temps, sha256_file
 from elmo.hub import fetch_model, is_model_name, resolve_data_path
 from elmo.model import BiLM
 from elmo.pretrained import SENTENCEPIECE_FILE, VOCAB_FILE
 from elmo.training import distributed
 from elmo.training.checkpoint import CHECKPOINT_FILE, checkpoint_payload, resume, save_checkpoint
 from elmo.training.evaluate import Perplexity, evaluate_perplexity
-from elmo.training.export import export_model, write_metrics
+from elmo.training.export import MODEL_DIR, PUBLISHED_DIR, export_model, write_metrics
 from elmo.training.initialize import build_model, inherited_units
 from elmo.training.loop import RunState, fit
 from elmo.training.objective import LMObjective
@@ -49,8 +50,15 @@ def run_training(config: TrainConfig) -> dict:
         torch.set_num_threads(config.trainer.num_threads)
     _seed_everything(config.trainer.seed + world.rank)
     train_path = resolve_data_path(config.data.train)
+    checkpoint_path = output_dir / CHECKPOINT_FILE
+    if world.is_main:
+        _remove_leftover_temps(output_dir)
+    # The saved vocabulary and tokenizer are reused only by a run that resumes the checkpoint
+    # trained with them (and checked against it); otherwise they are made again.
+    reuse = config.resume and checkpoint_path.is_file()
 
-    tokenizer, vocab = _units(config, output_dir, train_path, world)
+    tokenizer, vocab = _units(config, output_dir, train_path, world, reuse)
+    units = _unit_sums(output_dir, tokenizer)
     bilm = build_model(config.model, len(vocab), config.init_from).to(device)
     bilm.kernel = config.trainer.kernel
     objective: nn.Module = LMObjective(bilm)
@@ -62,9 +70,8 @@ def run_training(config: TrainConfig) -> dict:
     scheduler = build_scheduler(optimizer, config.trainer)
     batchers = _batchers(config, train_path, vocab, tokenizer, world)
     run = RunState()
-    checkpoint_path = output_dir / CHECKPOINT_FILE
-    if config.resume and checkpoint_path.is_file():
-        resume(checkpoint_path, bilm, optimizer, scheduler, batchers, run, world, device)
+    if reuse:
+        resume(checkpoint_path, bilm, optimizer, scheduler, batchers, run, world, device, units)
         log.info("resumed from %s at step %d", checkpoint_path, run.step)
 
     valid_path = resolve_data_path(config.data.valid) if config.data.valid else None
@@ -81,7 +88,8 @@ def run_training(config: TrainConfig) -> dict:
         return {f"valid_{k}": v for k, v in result.as_dict().items() if v is not None}
 
     def checkpoint(state: RunState) -> None:
-        payload = checkpoint_payload(config, bilm, optimizer, scheduler, batchers, state, world)
+        payload = checkpoint_payload(config, bilm, optimizer, scheduler, batchers, state, world,
+                                     units)  # fmt: skip
         if world.is_main:
             save_checkpoint(checkpoint_path, payload)
 
@@ -106,32 +114,53 @@ def fetch_inputs(config: TrainConfig) -> None:
     Raises:
         FileNotFoundError: a data file that is nowhere and belongs to no known data set.
         elmo.hub.DownloadError: a file that could not be fetched (or ``ELMO_OFFLINE=1``).
+        InputFileError: a directory given as a data file, or training text without a sentence.
     """
     for path in (config.data.train, config.data.valid, config.data.test):
         if path:
-            resolve_data_path(path)
+            expand_paths(resolve_data_path(path))
+    train_path = resolve_data_path(config.data.train)
+    if not any(line.strip() for line in iter_lines(train_path)):  # stops at the first sentence
+        raise InputFileError(
+            f"{train_path}: no sentences to train on (the text is empty or every line is blank)"
+        )
     if config.init_from and not Path(config.init_from).exists() and is_model_name(config.init_from):
         fetch_model(config.init_from)
 
 
 def _units(
-    config: TrainConfig, output_dir: Path, train_path: str, world: distributed.World
+    config: TrainConfig, output_dir: Path, train_path: str, world: distributed.World, reuse: bool
 ) -> tuple[Tokenizer, Vocabulary]:
     """The run's tokenizer and vocabulary: ``init_from``'s when it brings them (fine-tuning keeps
-    its model's units), else made from the training text once and saved with the run."""
+    its model's units), else made from the training text once and saved with the run (``reuse``:
+    the saved ones are read back, for the checkpoint that was trained with them)."""
     barrier = functools.partial(distributed.barrier, world)
     inherited = inherited_units(config.init_from, config.tokenizer)
     if inherited is not None:
         tokenizer = inherited.tokenizer
     else:
         saved = output_dir / SENTENCEPIECE_FILE
-        tokenizer = prepare_tokenizer(config.tokenizer, train_path, saved, world.is_main, barrier)
+        tokenizer = prepare_tokenizer(config.tokenizer, train_path, saved, world.is_main, barrier,
+                                      reuse=reuse)  # fmt: skip
     vocab = prepare_vocabulary(
         config.data, train_path, output_dir / VOCAB_FILE, tokenizer, world.is_main, barrier,
         inherited=inherited.vocab if inherited is not None else None,
-        inherited_from=config.init_from or "",
+        inherited_from=config.init_from or "", reuse=reuse,
     )  # fmt: skip
     return tokenizer, vocab
+
+
+def _unit_sums(output_dir: Path, tokenizer: Tokenizer) -> dict[str, str]:
+    """The sha256 of the run's vocabulary and tokenizer files, by name (kept in checkpoints)."""
+    names = [VOCAB_FILE] + ([SENTENCEPIECE_FILE] if tokenizer.kind == "sentencepiece" else [])
+    return {name: sha256_file(output_dir / name) for name in names if (output_dir / name).is_file()}
+
+
+def _remove_leftover_temps(output_dir: Path) -> None:
+    """Delete the temporary files of atomic writes that a killed run left (checkpoint,
+    vocabulary, exports, metrics)."""
+    for folder in (output_dir, output_dir / MODEL_DIR, output_dir / PUBLISHED_DIR):
+        remove_leftover_temps(folder)
 
 
 def _batchers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -171,3 +172,37 @@ def test_a_published_model_by_name(hub_settings, file_server, tmp_path, unseen_m
                  "--weight-file", str(weights)]) == 0  # fmt: skip
     for got, expected in zip(_read(by_name)[0], _read(by_files)[0]):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_an_existing_output_is_refused_before_any_work_unless_overwrite(tmp_path, unseen_model, capsys):
+    options, weights = unseen_model
+    source = _write(tmp_path / "in.txt", ["the bank"])
+    out = tmp_path / "out.hdf5"
+    out.write_bytes(b"someone's results")
+    model = ["--options-file", str(options), "--weight-file", str(tmp_path / "absent.hdf5")]
+    assert main(["embed", str(source), str(out), "--top", *model]) == 2  # refused before loading
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"elmo embed: error: {out} exists already; pass --overwrite to replace it"]
+    assert out.read_bytes() == b"someone's results"
+    model[-1] = str(weights)
+    assert main(["embed", str(source), str(out), "--top", "--overwrite", *model]) == 0
+    with h5py.File(out, "r") as handle:
+        assert handle["0"].shape[0] == 2
+
+
+def test_a_directory_given_as_input_is_reported_as_a_directory(tmp_path, unseen_model, capsys):
+    options, weights = unseen_model
+    code = main(["embed", str(tmp_path), str(tmp_path / "out.hdf5"), "--top", "--options-file",
+                 str(options), "--weight-file", str(weights)])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"elmo embed: error: {tmp_path}: is a directory, not a text file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any folder")
+def test_an_unwritable_output_folder_is_found_before_the_model_loads(tmp_path, capsys):
+    source = _write(tmp_path / "in.txt", ["the bank"])
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code = main(["embed", str(source), str(locked / "out.hdf5"), "--top", "--model",
+                 str(tmp_path / "absent")])  # fmt: skip
+    assert code == 2 and "cannot write there" in capsys.readouterr().err

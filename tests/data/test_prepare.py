@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from sentencepiece_text import corpus_lines
 
 from elmo.config import DataConfig, TokenizerConfig
 from elmo.data.prepare import prepare_tokenizer, prepare_vocabulary
 from elmo.data.tokenizer import PieceTokenizer, Tokenizer
 from elmo.data.vocab import Vocabulary
+from elmo.files import ModelFileError
 
 
 class Barrier:
@@ -86,3 +90,21 @@ def test_other_processes_read_what_the_main_one_wrote(tmp_path):
                                False, barrier)  # fmt: skip
 
     assert vocab.tokens == written.tokens and barrier.calls == 2
+
+
+def test_a_torn_vocabulary_is_rebuilt_when_nothing_depends_on_it(tmp_path):
+    text, saved = _text(tmp_path), tmp_path / "vocab.txt"
+    built = prepare_vocabulary(DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True, Barrier())
+    whole = saved.read_text()
+    saved.write_text(whole[: len(whole) // 2])  # cut mid-line, as a write killed in place would
+    again = prepare_vocabulary(DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True,
+                               Barrier(), reuse=False)  # fmt: skip
+    assert again.tokens == built.tokens and saved.read_text() == whole
+
+
+def test_a_torn_vocabulary_a_resume_needs_is_an_error_saying_what_to_delete(tmp_path):
+    text, saved = _text(tmp_path), tmp_path / "vocab.txt"
+    prepare_vocabulary(DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True, Barrier())
+    saved.write_text(saved.read_text().rsplit("\t", 1)[0] + "\t")  # cut inside the last count
+    with pytest.raises(ModelFileError, match=rf"vocab\.txt:\d+: .*; delete {re.escape(str(saved))} to build"):
+        prepare_vocabulary(DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True, Barrier())

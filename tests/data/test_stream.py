@@ -13,6 +13,7 @@ import torch
 from elmo.data.characters import token_to_char_ids
 from elmo.data.stream import LMBatcher, iter_lines, sentence_stream, shuffle_blocks
 from elmo.data.vocab import Vocabulary
+from elmo.files import InputFileError
 from tests.shared_data import shared_path
 
 W = 8
@@ -221,3 +222,25 @@ def test_small_token_cache_gives_the_same_batches(token_cache_size):
     make = lambda size: LMBatcher(CORPUS, vocab, 2, 3, W, token_cache_size=size)
     for got, want in zip(make(token_cache_size), make(1000), strict=True):
         assert all(torch.equal(g, w) for g, w in zip(got, want))
+
+
+def test_invalid_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"the bank\n" * 3000 + b"a river \xff bank\nmoney\n")  # past the first chunk
+    with pytest.raises(InputFileError, match=r"train\.txt:3001: invalid UTF-8 \(byte 0xff at column 9\)"):
+        list(iter_lines(path))
+
+
+def test_a_directory_is_reported_as_a_directory(tmp_path):
+    with pytest.raises(InputFileError, match="is a directory, not a text file"):
+        iter_lines(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n\t\n"])
+def test_a_text_without_sentences_is_a_clear_error_not_stop_iteration(tmp_path, text):
+    path = tmp_path / "train.txt"
+    path.write_text(text)
+    vocab = Vocabulary.build([])
+    batcher = LMBatcher(str(path), vocab, batch_size=2, unroll_steps=3, max_chars=W)
+    with pytest.raises(InputFileError, match=r"train\.txt: no sentences to train on"):
+        next(iter(batcher))

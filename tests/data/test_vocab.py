@@ -113,3 +113,10 @@ def test_an_inventory_vocabulary_holds_every_piece_in_frequency_order():
     assert vocab.tokens == ["<S>", "</S>", "<UNK>", "b", "▁a", "▁c"]
     assert vocab.counts == [3, 3, 1, 3, 2, 0]  # "zz" is outside the inventory: one <UNK>
     assert vocab.encode(["▁c", "zz"]) == [5, vocab.unk_id]
+
+
+def test_invalid_utf8_in_a_vocabulary_names_the_file_and_line(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"<S>\n</S>\n<UNK>\nba\xffnk\n")
+    with pytest.raises(ValueError, match=r"vocab\.txt:4: invalid UTF-8"):
+        Vocabulary.load(path)

@@ -6,12 +6,14 @@ import dataclasses
 import os
 import pickle
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from elmo.config import TrainConfig, TrainerConfig
+from elmo.files import ModelFileError
 from elmo.model import BiLM
 from elmo.training.checkpoint import (
     capture_rng_state,
@@ -73,7 +75,7 @@ def test_save_then_load_roundtrips(tmp_path):
     save_checkpoint(path, payload)
 
     _assert_equal(load_checkpoint(path), payload)
-    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "checkpoint.pt.sha256"]  # no temp file
 
 
 def test_save_replaces_an_existing_checkpoint(tmp_path):
@@ -97,7 +99,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
         save_checkpoint(path, {"step": 2, "unpicklable": _Unpicklable()})
 
     assert load_checkpoint(path) == {"step": 1}
-    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "checkpoint.pt.sha256"]
 
 
 class _Arbitrary:
@@ -167,7 +169,7 @@ def test_a_run_payload_resumes_into_fresh_objects(tmp_path, tiny_config):
 
     payload = load_checkpoint(path)  # the format: plain data only, the states as tensor lists
     assert sorted(payload) == ["config", "history", "model", "optimizer", "ranks", "scheduler",
-                               "step", "world_size"]  # fmt: skip
+                               "step", "units", "world_size"]  # fmt: skip
     assert sorted(payload["ranks"][0]) == ["backward_state", "data", "forward_state", "rng"]
     assert payload["ranks"][0]["backward_state"] is None
     assert [type(t) for t in payload["ranks"][0]["forward_state"]] == [torch.Tensor] * 2
@@ -182,3 +184,68 @@ def test_a_run_payload_resumes_into_fresh_objects(tmp_path, tiny_config):
         assert torch.equal(fresh.state_dict()[name], tensor), name
     with pytest.raises(ValueError, match="written by 1 processes; resume with as many"):
         resume(path, fresh, fresh_optimizer, fresh_scheduler, [], restored, World(0, 2, 0), "cpu")
+
+
+def _saved_run(tmp_path, tiny_config, units=None, vocab_size=10):
+    bilm, optimizer, scheduler = _training_parts(tiny_config)
+    world = World(rank=0, size=1, local_rank=0)
+    path = tmp_path / "checkpoint.pt"
+    payload = checkpoint_payload(TrainConfig(), bilm, optimizer, scheduler, [], RunState(), world,
+                                 units)  # fmt: skip
+    save_checkpoint(path, payload)
+    return path, world
+
+
+def _resume_fresh(path, world, tiny_config, units=None, vocab_size=10):
+    bilm = BiLM(dataclasses.replace(tiny_config, vocab_size=vocab_size))
+    optimizer = build_optimizer(bilm.parameters(), TrainerConfig())
+    scheduler = build_scheduler(optimizer, TrainerConfig())
+    resume(path, bilm, optimizer, scheduler, [], RunState(), world, torch.device("cpu"),
+           units)  # fmt: skip
+
+
+def test_a_vocabulary_other_than_the_checkpoints_is_refused_saying_what_to_delete(
+    tmp_path, tiny_config
+):
+    path, world = _saved_run(tmp_path, tiny_config, units={"vocab.txt": "a" * 64})
+    _resume_fresh(path, world, tiny_config, units={"vocab.txt": "a" * 64})  # the same: resumes
+    with pytest.raises(ModelFileError, match=r"vocab\.txt is not the file .*checkpoint\.pt was "
+                       r"trained with .*delete .*checkpoint\.pt to start the run over"):
+        _resume_fresh(path, world, tiny_config, units={"vocab.txt": "b" * 64})
+
+
+def test_an_older_checkpoint_checks_the_vocabulary_by_its_softmax_size(tmp_path, tiny_config):
+    path, world = _saved_run(tmp_path, tiny_config)  # records no sums, as before
+    with pytest.raises(ModelFileError, match=r"checkpoint\.pt does not fit this run's model"):
+        _resume_fresh(path, world, tiny_config, units={"vocab.txt": "b" * 64}, vocab_size=7)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_config, damage):
+    path, world = _saved_run(tmp_path, tiny_config)
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # the zip's middle zeroed
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=r"checkpoint\.pt"):
+        _resume_fresh(path, world, tiny_config)
+
+
+def test_killed_between_the_sums_and_the_rename_the_old_checkpoint_still_resumes(
+    tmp_path, tiny_config, monkeypatch
+):
+    path, world = _saved_run(tmp_path, tiny_config)
+    real_replace = os.replace
+
+    def killed_at_the_rename(source, target):
+        if Path(target) == path:
+            raise KeyboardInterrupt("SIGKILL")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", killed_at_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        _saved_run(tmp_path, tiny_config)
+    monkeypatch.setattr(os, "replace", real_replace)
+    _resume_fresh(path, world, tiny_config)  # the new sum is recorded, and the old one too

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 from sentencepiece_text import corpus_lines
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig, TokenizerConfig, TrainConfig
 from elmo.embedder import ElmoEmbedder
-from elmo.training.run import run_training
+from elmo.files import InputFileError, ModelFileError
+from elmo.training.run import fetch_inputs, run_training
 
 
 def test_raw_non_latin_text_trains_and_embeds(tmp_path):
@@ -93,3 +96,60 @@ def test_the_validation_file_is_scored_once_after_the_last_step(tmp_path, monkey
     assert last["step"] == 2 and "valid_ppl" in last
     if cap is None:  # the whole file both times: the same numbers
         assert metrics["valid"]["ppl"] == last["valid_ppl"]
+
+
+def _words_run(tmp_path) -> TrainConfig:
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("the bank of the river\nmoney in the bank\nthe river bank\n" * 4)
+    config = TrainConfig(
+        model=BiLMConfig(
+            char_cnn=CharCNNConfig(char_embedding_dim=4, filters=[[1, 4], [2, 6]]),
+            lstm=LSTMConfig(num_layers=1, cell_size=8, projection_dim=4),
+        ),
+        output_dir=str(tmp_path / "run"),
+    )
+    config.model.softmax.kind = "full"
+    config.data.train, config.data.valid, config.data.test = str(corpus), None, None
+    config.data.batch_size, config.data.unroll_steps = 2, 4
+    config.trainer.max_steps, config.trainer.num_threads = 2, 1
+    return config
+
+
+def test_a_torn_vocabulary_is_refused_on_resume_and_rebuilt_without_a_checkpoint(tmp_path):
+    config = _words_run(tmp_path)
+    run_training(config)
+    vocab_path = tmp_path / "run" / "vocab.txt"
+    whole = vocab_path.read_text()
+    vocab_path.write_text("".join(whole.splitlines(keepends=True)[:-2]))  # cut at a line boundary
+    config.trainer.max_steps = 3
+    with pytest.raises(ModelFileError, match=rf"{re.escape(str(vocab_path))} is not the file "
+                       r".*checkpoint\.pt was trained with .*delete .*checkpoint\.pt"):  # fmt: skip
+        run_training(config)
+
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # nothing depends on the vocabulary now
+    assert run_training(config)["step"] == 3 and vocab_path.read_text() == whole
+
+
+def test_leftover_temp_files_of_a_killed_run_are_removed_at_start(tmp_path):
+    config = _words_run(tmp_path)
+    dead = 2**22 + 17  # above any default pid_max: no such process
+    leftovers = [tmp_path / "run" / f".checkpoint.pt.tmp-{dead}",
+                 tmp_path / "run" / "model" / f".model.safetensors.tmp-{dead}"]  # fmt: skip
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    run_training(config)
+    assert not any(path.exists() for path in leftovers)
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n", None])
+def test_training_text_without_sentences_or_a_directory_is_refused_before_any_work(
+    tmp_path, content
+):
+    config = _words_run(tmp_path)
+    train = Path(config.data.train)
+    train.unlink()
+    train.mkdir() if content is None else train.write_bytes(content)
+    message = "is a directory" if content is None else "no sentences to train on"
+    with pytest.raises(InputFileError, match=rf"train\.txt: {message}"):
+        fetch_inputs(config)

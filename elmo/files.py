@@ -1,0 +1,125 @@
+"""The files elmo keeps: one error for a damaged one, checksums, and atomic writes.
+
+Every file of run state and every model file is written through ``atomic_write``: into a hidden
+temporary file beside the target (``.NAME.tmp-PID``), flushed to disk, then renamed over the
+target with ``os.replace``. A reader (or a rerun after a crash) sees the old file or the new one,
+never half of one. A process killed between the write and the rename leaves its temporary file;
+``remove_leftover_temps`` deletes those of processes that are gone.
+
+Imports nothing else of elmo and no torch, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)$")  # what temp_path makes: .NAME.tmp-PID
+
+
+class ModelFileError(ValueError):
+    """A model file or a file of a run's state that is damaged, torn, or does not match what
+    recorded it. The message names the file (and says what to delete, where that helps)."""
+
+
+class InputFileError(ValueError):
+    """A problem with a user's input file; the message names the file and, where there is one,
+    the line."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """The hidden temporary file this process writes before renaming it to ``path``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces ``path`` in one rename.
+
+    Args:
+        path: the file to (re)write.
+        mode: "w" (UTF-8 text) or "wb".
+    """
+    tmp = temp_path(path)
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def remove_leftover_temps(folder: str | os.PathLike, target: str | None = None) -> list[Path]:
+    """Delete the temporary files (``.NAME.tmp-PID``) that processes now gone left in ``folder``.
+
+    A file whose process still runs is kept: it may be writing it now. ``target``: only those
+    of the file of this name (in a folder that is not ours alone, e.g. a user's output folder).
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        match = _TEMP_NAME.match(path.name)
+        if match is None or not path.is_file() or _process_alive(int(match.group(1))):
+            continue
+        if target is not None and not path.name.startswith(f".{target}.tmp-"):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        log.info("removed %s, left by an interrupted write", path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return False
+    return True
