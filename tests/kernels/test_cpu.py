@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lstm_cases import LENGTHS, make_layer, padded_inputs, random_state
 
 from elmo.config import LSTMConfig
 from elmo.kernels.cpu import (
@@ -16,35 +17,7 @@ from elmo.kernels.cpu import (
 from elmo.kernels.exact import ExactKernel
 from elmo.modules.lstm import LstmLayer, active_rows
 
-D_IN, D, H = 5, 4, 6
-LENGTHS = [5, 3, 3, 1, 0]
-CELL_CLIP, PROJECTION_CLIP = 0.5, 0.4
 EXACT = ExactKernel()
-
-
-def make_layer(cell_clip=CELL_CLIP, projection_clip=PROJECTION_CLIP, input_dim=D_IN) -> LstmLayer:
-    config = LSTMConfig(
-        num_layers=1,
-        cell_size=H,
-        projection_dim=D,
-        cell_clip=cell_clip,
-        projection_clip=projection_clip,
-    )
-    layer = LstmLayer(input_dim, config)
-    with torch.no_grad():  # large weights and a random bias, so that both clips are reached
-        for weight in (layer.input_weight, layer.recurrent_weight, layer.projection_weight):
-            weight.mul_(4.0)
-        layer.bias.normal_()
-    return layer
-
-
-def padded_inputs(lengths: list[int], dim: int = D_IN) -> torch.Tensor:
-    # Padding positions hold junk: the layer must never read them.
-    return torch.randn(len(lengths), max(lengths), dim) * 2.0  # (B, T, D_in)
-
-
-def random_state(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.randn(batch, D) * 0.3, torch.randn(batch, H) * 0.3
 
 
 @pytest.mark.parametrize("shape", [(12, 5), (256, 48), (4096, 128), (128, 1024)])

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lstm_cases import D_IN, mask_of, padded_inputs
 
 from elmo.config import LSTMConfig
 from elmo.kernels import get_kernel
 from elmo.modules.lstm import LstmLayer, LstmStack
 
-D_IN, D = 5, 8
-
-
-def mask_of(lengths: list[int], steps: int | None = None) -> torch.Tensor:
-    steps = max(lengths) if steps is None else steps
-    return torch.arange(steps) < torch.tensor(lengths)[:, None]  # (B, T)
-
-
-def padded_inputs(lengths: list[int], dim: int = D_IN) -> torch.Tensor:
-    return torch.randn(len(lengths), max(lengths), dim) * 2.0  # junk at padding too
+D = 8  # these stacks' projection size
 
 
 def batch_of_64(dim: int) -> tuple[torch.Tensor, list[int]]:

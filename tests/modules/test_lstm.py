@@ -9,15 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lstm_cases import (
+    CELL_CLIP,
+    D_IN,
+    LENGTHS,
+    PROJECTION_CLIP,
+    D,
+    H,
+    make_layer,
+    mask_of,
+    padded_inputs,
+    random_state,
+)
 
 from elmo.config import LSTMConfig
 from elmo.kernels import get_kernel, kernel_names
 from elmo.modules.lstm import LstmLayer, LstmStack, active_rows
 from elmo.modules.sequence import reverse_padded
-
-D_IN, D, H = 5, 4, 6
-LENGTHS = [5, 3, 3, 1, 0]  # sorted by decreasing length, as the layer requires; one empty row
-CELL_CLIP, PROJECTION_CLIP = 0.5, 0.4
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -52,31 +60,6 @@ def reference_lstm(layer: LstmLayer, inputs, lengths, hidden, memory, reverse, f
     return outputs, (hidden, memory)
 
 
-def make_layer(cell_clip=CELL_CLIP, projection_clip=PROJECTION_CLIP, input_dim=D_IN) -> LstmLayer:
-    config = LSTMConfig(
-        num_layers=1,
-        cell_size=H,
-        projection_dim=D,
-        cell_clip=cell_clip,
-        projection_clip=projection_clip,
-    )
-    layer = LstmLayer(input_dim, config)
-    with torch.no_grad():  # large weights and a random bias, so that both clips are reached
-        for weight in (layer.input_weight, layer.recurrent_weight, layer.projection_weight):
-            weight.mul_(4.0)
-        layer.bias.normal_()
-    return layer
-
-
-def padded_inputs(lengths: list[int], dim: int = D_IN) -> torch.Tensor:
-    # Padding positions hold junk: the layer must never read them.
-    return torch.randn(len(lengths), max(lengths), dim) * 2.0  # (B, T, D_in)
-
-
-def random_state(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.randn(batch, D) * 0.3, torch.randn(batch, H) * 0.3
-
-
 KERNEL_NAMES = [None, *kernel_names()]  # None: the layer's own reference loop
 
 
@@ -85,12 +68,6 @@ def run(kernel, layer: LstmLayer, inputs, lengths, state, reverse=False):
     if kernel is None:
         return layer(inputs, lengths, state, reverse)
     return get_kernel(kernel).run_layer(layer, inputs, lengths, state, reverse)
-
-
-def mask_of(lengths: list[int], steps: int | None = None) -> torch.Tensor:
-    """(B, T) bool mask of rows with these lengths."""
-    steps = max(lengths) if steps is None else steps
-    return torch.arange(steps) < torch.tensor(lengths)[:, None]
 
 
 class _Runner(torch.nn.Module):
