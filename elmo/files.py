@@ -35,6 +35,18 @@ class InputFileError(ValueError):
     the line."""
 
 
+def decode_line(raw: bytes, path: str | os.PathLike, number: int) -> str:
+    """Line ``number`` of ``path`` as text; InputFileError naming the file, line, byte and column
+    if it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}:{number}: invalid UTF-8 (byte 0x{raw[error.start]:02x} at column "
+            f"{error.start + 1})"
+        ) from None
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """The hex sha256 of a file's bytes (read in 1 MiB chunks)."""
     digest = hashlib.sha256()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from elmo.files import InputFileError  # defined once, for every reader of user files
+from elmo.files import InputFileError, decode_line  # defined once, for every reader of user files
 
 __all__ = ["InputFileError", "read_sentence_lines"]
 
@@ -27,14 +27,7 @@ def read_sentence_lines(path: str | os.PathLike, allow_blank: bool = False) -> l
         raise InputFileError(f"{path}: the file is empty (expected one sentence per line)")
     lines = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InputFileError(
-                f"{path}:{number}: invalid UTF-8 (byte 0x{raw[error.start]:02x} at column "
-                f"{error.start + 1})"
-            ) from None
-        lines.append(text.strip())
+        lines.append(decode_line(raw, path, number).strip())
     if lines and lines[-1] == "" and data.endswith(b"\n"):
         lines.pop()  # the final newline ends the last line; it is not a blank line
     if not allow_blank:

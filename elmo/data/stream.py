@@ -28,7 +28,7 @@ import torch
 
 from elmo.data.characters import BOS_TOKEN, EOS_TOKEN, MAX_WORD_LENGTH, token_to_char_ids
 from elmo.data.vocab import Vocabulary
-from elmo.files import InputFileError
+from elmo.files import InputFileError, decode_line
 
 Item = TypeVar("Item")
 PathsOrGlob = str | os.PathLike | Sequence[str | os.PathLike]
@@ -82,23 +82,17 @@ def iter_lines(paths_or_glob: PathsOrGlob) -> Iterator[str]:
                     for line in handle:
                         yield line.rstrip("\n")
             except UnicodeDecodeError:
-                raise InputFileError(_invalid_utf8(path)) from None
+                _raise_at_invalid_utf8(path)
 
     return read()
 
 
-def _invalid_utf8(path: Path) -> str:
-    """Where ``path``'s first invalid UTF-8 is: "FILE:LINE: invalid UTF-8 (...)"."""
+def _raise_at_invalid_utf8(path: Path) -> None:
+    """Raise InputFileError naming ``path``'s first line that is not UTF-8 (``decode_line``)."""
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                return (
-                    f"{path}:{number}: invalid UTF-8 (byte 0x{raw[error.start]:02x} at column "
-                    f"{error.start + 1})"
-                )
-    return f"{path}: invalid UTF-8"
+            decode_line(raw, path, number)
+    raise InputFileError(f"{path}: invalid UTF-8")
 
 
 def open_lines(source: LineSource) -> Iterable[str]:

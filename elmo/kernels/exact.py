@@ -12,6 +12,7 @@ per-step products.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -74,21 +75,22 @@ def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> La
     weights = (layer.input_weight, layer.recurrent_weight, layer.projection_weight)
     input_linear, recurrent_linear, project = (step_linear(weight) for weight in weights)
     caller = caller_threads(layer.cell_size, weights)  # None: keep the thread count as it is
+    threads = threads_for(inputs.shape[0], caller) if caller is not None else 0
     if caller is not None:
-        torch.set_num_threads(threads_for(inputs.shape[0], caller))
+        torch.set_num_threads(threads)
     projected, offsets = inputs.new_zeros(0), [0]
     if rows_are_independent(layer.input_weight):
         projected, offsets = hoisted_inputs(inputs, lengths, layer.input_weight)  # (N, 4H)
 
     def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
-        if caller is not None:
-            threads = threads_for(rows, caller)
-            if threads != torch.get_num_threads():  # rows only fall (reversed: only rise)
-                torch.set_num_threads(threads)
+        nonlocal threads  # what this thread runs on now: no query per step
+        if caller is not None and threads != (wanted := threads_for(rows, caller)):
+            threads = wanted  # rows only fall (reversed: only rise), so this happens once
+            torch.set_num_threads(threads)
         if index + 1 < len(offsets):  # hoisted: the same bits as the step's own GEMM
             step_input = projected[offsets[index] : offsets[index + 1]]  # (R, 4H)
         else:
             step_input = input_linear(inputs[:rows, index])  # (R, 4H)
         return step_input + recurrent_linear(hidden, bias)
 
-    return LayerStep(gates, lambda gates, memory: layer.cell(gates, memory, project))
+    return LayerStep(gates, functools.partial(layer.cell, project=project))

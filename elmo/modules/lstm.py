@@ -25,6 +25,7 @@ its own ``LayerStep``, and the exact kernel keeps every bit of this one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -146,7 +147,7 @@ class LstmLayer(nn.Module):
         def project(output: torch.Tensor) -> torch.Tensor:
             return nn.functional.linear(output, self.projection_weight)  # (R, H) -> (R, D)
 
-        return LayerStep(gates, lambda gates, memory: self.cell(gates, memory, project))
+        return LayerStep(gates, functools.partial(self.cell, project=project))
 
     def cell(
         self, gates: torch.Tensor, memory: torch.Tensor, project: Callable
