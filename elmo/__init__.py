@@ -1,5 +1,10 @@
 """ELMo (Peters et al., 2018) in PyTorch: exact to the published weights, fast, easy to train."""
 
+from elmo.openmp import share_cores_when_busy
+
+share_cores_when_busy()  # before torch is imported: libgomp reads it once (elmo/openmp.py)
+
+
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import Elmo, ElmoEmbedder
