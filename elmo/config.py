@@ -49,6 +49,32 @@ class LSTMConfig:
     use_skip_connections: bool = True  # residual connection around every layer but the first
     forget_bias: float = 1.0  # added to the forget gate pre-activation (TensorFlow's convention)
 
+    @property
+    def output_dim(self) -> int:
+        """D: the size of every layer's output (the projection)."""
+        return self.projection_dim
+
+
+@dataclass
+class TransformerConfig:
+    """One direction's stack of Transformer blocks, each attending to one side only (both
+    directions share this config; ``elmo.modules.transformer``)."""
+
+    # The defaults match model=small's LSTM in parameters (configs/model/transformer_small.yaml).
+    num_layers: int = 6  # N: blocks per direction; each block's output is an ELMo layer
+    num_heads: int = 4  # attention heads per block; model_dim must be a multiple of it
+    model_dim: int = 128  # D: the width of every block; also the token representation size
+    feedforward_dim: int = 512  # inner size of each block's feed-forward network
+    dropout: float = 0.1  # on the blocks' input, attention weights and sub-layer outputs (training)
+    # how a block knows word order (elmo.modules.positions): alibi (a distance penalty on the
+    # attention scores) | sinusoidal (fixed position vectors added to the token vectors)
+    position_encoding: str = "alibi"
+
+    @property
+    def output_dim(self) -> int:
+        """D: the size of every layer's output (the blocks' width)."""
+        return self.model_dim
+
 
 @dataclass
 class SoftmaxConfig:
@@ -61,19 +87,36 @@ class SoftmaxConfig:
 
 @dataclass
 class BiLMConfig:
-    """The bidirectional language model: one char encoder, two LSTM stacks, one softmax."""
+    """The bidirectional language model: one char encoder, two contextualisers, one softmax.
+
+    A contextualiser's sizes are the field named as its kind (``lstm``, ``transformer``); only
+    the chosen kind's are used.
+    """
 
     char_cnn: CharCNNConfig = field(default_factory=CharCNNConfig)
+    # the contextual layers of each direction (elmo.modules.contextualizer): lstm | transformer
+    contextualizer: str = "lstm"
     lstm: LSTMConfig = field(default_factory=LSTMConfig)
-    dropout: float = 0.1  # dropout on the token layer and each LSTM output, training only
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    # dropout on the LSTM layers' inputs and, for either kind, on the top layer before the
+    # softmax; training only (a Transformer's own dropout is transformer.dropout)
+    dropout: float = 0.1
     vocab_size: int = 0  # V: output vocabulary of the shared softmax; 0 = no softmax (embedding only)
     softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
+
+    @property
+    def token_dim(self) -> int:
+        """D: the token vectors' size, which every contextual layer keeps so that the layers can
+        be mixed: the chosen contextualiser's output size (the LSTM's projection_dim, the
+        Transformer's model_dim)."""
+        return getattr(self, self.contextualizer).output_dim
 
     def validate(self) -> BiLMConfig:
         """Raise ValueError naming the first bad value; return self."""
         # The allowed names are the registries of the code that implements them (imported here,
         # not at the top, so that importing the schema stays light).
         from elmo.modules.char_cnn import ACTIVATIONS
+        from elmo.modules.contextualizer import CONTEXTUALIZERS
         from elmo.modules.softmax import SOFTMAX_KINDS
 
         cnn, lstm = self.char_cnn, self.lstm
@@ -98,6 +141,7 @@ class BiLMConfig:
             raise ValueError(f"char_cnn.num_characters must be >= 262, got {cnn.num_characters}")
         if cnn.num_highway_layers < 0:
             raise ValueError(f"char_cnn.num_highway_layers must be >= 0, got {cnn.num_highway_layers}")
+        _check_choice("contextualizer", self.contextualizer, CONTEXTUALIZERS)
         for name in ("num_layers", "cell_size", "projection_dim"):
             if getattr(lstm, name) <= 0:
                 raise ValueError(f"lstm.{name} must be > 0, got {getattr(lstm, name)}")
@@ -105,6 +149,7 @@ class BiLMConfig:
             value = getattr(lstm, name)
             if value is not None and value <= 0:
                 raise ValueError(f"lstm.{name} must be > 0 or null, got {value}")
+        self._validate_transformer()
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.vocab_size < 0:
@@ -124,6 +169,22 @@ class BiLMConfig:
             )
         return self
 
+    def _validate_transformer(self) -> None:
+        from elmo.modules.positions import POSITION_ENCODINGS
+
+        blocks = self.transformer
+        for name in ("num_layers", "num_heads", "model_dim", "feedforward_dim"):
+            if getattr(blocks, name) <= 0:
+                raise ValueError(f"transformer.{name} must be > 0, got {getattr(blocks, name)}")
+        if blocks.model_dim % blocks.num_heads:
+            raise ValueError(
+                f"transformer.model_dim must be a multiple of transformer.num_heads, got "
+                f"{blocks.model_dim} and {blocks.num_heads}"
+            )
+        if not 0.0 <= blocks.dropout < 1.0:
+            raise ValueError(f"transformer.dropout must be in [0, 1), got {blocks.dropout}")
+        _check_choice("transformer.position_encoding", blocks.position_encoding, POSITION_ENCODINGS)
+
 
 def config_to_dict(config: Any) -> dict:
     """A dataclass config as plain JSON-able dicts and lists."""
@@ -135,8 +196,11 @@ def bilm_config_from_dict(data: dict) -> BiLMConfig:
     data = dict(data)
     cnn = _strict(CharCNNConfig, data.pop("char_cnn", {}), "char_cnn")
     lstm = _strict(LSTMConfig, data.pop("lstm", {}), "lstm")
+    # Configs written before the Transformer (format_version < 3) have neither key: an LSTM.
+    transformer = _strict(TransformerConfig, data.pop("transformer", {}), "transformer")
     softmax = _strict(SoftmaxConfig, data.pop("softmax", {}), "softmax")
-    return _strict(BiLMConfig, data, "model", char_cnn=cnn, lstm=lstm, softmax=softmax).validate()
+    return _strict(BiLMConfig, data, "model", char_cnn=cnn, lstm=lstm, transformer=transformer,
+                   softmax=softmax).validate()  # fmt: skip
 
 
 def _check_choice(where: str, value: str, names: Iterable[str]) -> None:

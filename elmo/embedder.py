@@ -55,7 +55,7 @@ class ElmoEmbedder:
         batch_size: sentences per forward pass.
         stateful: carry each batch row's LSTM state into the next batch (the reference
             behaviour of AllenNLP and bilm-tf). Off by default: a sentence's vectors then depend
-            on nothing but the sentence.
+            on nothing but the sentence. A biLM that carries no state (a Transformer) refuses it.
         device: where to run (default: the biLM's device).
         tokenizer: the model's tokenizer (``elmo.pretrained.load_tokenizer``); None = whitespace
             words, as the published models.
@@ -97,6 +97,11 @@ class ElmoEmbedder:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         self.device = torch.device(device) if device is not None else bilm.device
         self.bilm = bilm.to(self.device).eval()
+        if stateful and not bilm.carries_state:
+            raise ValueError(
+                f"stateful=True has no meaning for a {bilm.config.contextualizer} biLM: it carries "
+                f"no state from one batch to the next (embed statelessly)"
+            )
         self.batch_size = batch_size
         self.stateful = stateful
         if cache_size < 0:

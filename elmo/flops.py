@@ -1,9 +1,12 @@
 """Model FLOPs of a biLM and the machine's matmul peak: the yardsticks of the speed benchmarks.
 
-FLOPs count multiply-adds as 2 and only the matrix products (convolutions, linear layers, LSTM
-gates, projections, softmax logits); elementwise work is left out, as is usual for model-FLOP
-utilisation. They are *model* FLOPs: what the plain computation does per token, whatever the
-fast paths skip (padding characters, repeated word types, cached tokens).
+FLOPs count multiply-adds as 2 and only the products with weights (convolutions, linear layers,
+LSTM gates, projections, attention's and feed-forward layers, softmax logits); elementwise work
+is left out, as is usual for model-FLOP utilisation, and so are attention's products of queries
+with keys and of weights with values (4 T' D per layer for T' keys: under 3% of a block's
+24 D^2 weight products at T' = 20, D = 128 and a feed-forward width of 4D). They are *model*
+FLOPs: what the plain computation does per token, whatever the fast paths skip (padding
+characters, repeated word types, cached tokens).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def char_cnn_flops(config: BiLMConfig) -> int:
     )
     filters = cnn.num_filters
     highway = cnn.num_highway_layers * 2 * filters * 2 * filters
-    projection = 2 * filters * config.lstm.projection_dim
+    projection = 2 * filters * config.token_dim
     return convolutions + highway + projection
 
 
@@ -37,9 +40,25 @@ def lstm_flops(config: BiLMConfig) -> int:
     return 2 * lstm.num_layers * per_layer  # two directions
 
 
+def transformer_flops(config: BiLMConfig) -> int:
+    """Forward FLOPs of both Transformer stacks for one token (weight products only)."""
+    blocks = config.transformer
+    dim, inner = blocks.model_dim, blocks.feedforward_dim
+    per_layer = 2 * (dim * 3 * dim + dim * dim + 2 * dim * inner)  # q, k, v; output; FFN
+    return 2 * blocks.num_layers * per_layer  # two directions
+
+
+CONTEXTUALIZER_FLOPS = {"lstm": lstm_flops, "transformer": transformer_flops}
+
+
+def contextualizer_flops(config: BiLMConfig) -> int:
+    """Forward FLOPs of both directions' contextual layers for one token."""
+    return CONTEXTUALIZER_FLOPS[config.contextualizer](config)
+
+
 def forward_flops_per_token(config: BiLMConfig) -> int:
     """Forward FLOPs of the biLM (no softmax) for one token."""
-    return char_cnn_flops(config) + lstm_flops(config)
+    return char_cnn_flops(config) + contextualizer_flops(config)
 
 
 def softmax_flops_per_prediction(config: BiLMConfig) -> int:
@@ -49,7 +68,7 @@ def softmax_flops_per_prediction(config: BiLMConfig) -> int:
     (first cutoff + one logit per tail cluster) and, as an upper bound, every tail's projection
     (tails are only computed for tokens that fall in them).
     """
-    dim, vocab = config.lstm.projection_dim, config.vocab_size
+    dim, vocab = config.token_dim, config.vocab_size
     softmax = config.softmax
     if softmax.kind == "full":
         return 2 * dim * vocab
@@ -61,9 +80,11 @@ def softmax_flops_per_prediction(config: BiLMConfig) -> int:
 
 def training_flops_per_token(config: BiLMConfig) -> int:
     """FLOPs of one training token: forward + backward (2x forward) of the character encoder,
-    one LSTM stack and the softmax. Each token of a training window runs through the character
-    encoder and *one* direction's stack (the forward and backward streams are separate windows)."""
-    forward = char_cnn_flops(config) + lstm_flops(config) // 2 + softmax_flops_per_prediction(config)
+    one direction's contextual layers and the softmax. Each token of a training window runs
+    through the character encoder and *one* direction's stack (the forward and backward streams
+    are separate windows)."""
+    forward = (char_cnn_flops(config) + contextualizer_flops(config) // 2
+               + softmax_flops_per_prediction(config))  # fmt: skip
     return 3 * forward
 
 

@@ -9,8 +9,9 @@ one size) and the N contextual layers, each ``[forward | backward]``.
 The parts, each behind a seam of its own (docs/architecture.md):
 
 * the token encoder, ``CharCNN``, with an optional cache of token vectors (``use_token_cache``);
-* the contextualiser, built once per direction (``elmo.modules.contextualizer``);
-* the recurrence kernel that runs it (``kernel``, ``elmo.kernels``);
+* the contextualiser, built once per direction (``elmo.modules.contextualizer``): the LSTM stack
+  of the published models, or a Transformer (``config.contextualizer``);
+* the recurrence kernel that runs an LSTM (``kernel``, ``elmo.kernels``);
 * the softmax (``elmo.modules.softmax``).
 
 Callers see ``forward`` (embedding), ``language_model`` (one direction, for training and
@@ -28,7 +29,7 @@ from elmo.config import BiLMConfig
 from elmo.data.characters import boundary_char_ids
 from elmo.kernels import DEFAULT_KERNEL, RecurrenceKernel, get_kernel
 from elmo.modules.char_cnn import CharCNN
-from elmo.modules.contextualizer import ContextualizerOutput, build_contextualizer
+from elmo.modules.contextualizer import Contextualizer, ContextualizerOutput, build_contextualizer
 from elmo.modules.sequence import add_sentence_boundaries
 from elmo.modules.token_cache import TokenVectorCache
 
@@ -60,11 +61,14 @@ class BiLM(nn.Module):
     def __init__(self, config: BiLMConfig, kernel: str | RecurrenceKernel = DEFAULT_KERNEL) -> None:
         super().__init__()
         self.config = config.validate()
-        dim = config.lstm.projection_dim
+        dim = config.token_dim
         self.char_cnn = CharCNN(config.char_cnn, output_dim=dim)
-        # The attribute names are the checkpoint format's ("forward_lstm.layers.0.input_weight").
-        self.forward_lstm = build_contextualizer("lstm", config, input_dim=dim)
-        self.backward_lstm = build_contextualizer("lstm", config, input_dim=dim)
+        # The attribute names are the checkpoint format's: "forward_<kind>", as in every LSTM
+        # checkpoint's "forward_lstm.layers.0.input_weight" (and the published weights' map).
+        kind = config.contextualizer
+        self._direction_names = (f"forward_{kind}", f"backward_{kind}")
+        for name in self._direction_names:
+            self.add_module(name, build_contextualizer(kind, config, input_dim=dim))
         self.softmax = _build_softmax(config) if config.vocab_size > 0 else None
         bos, eos = boundary_char_ids(config.char_cnn.max_characters_per_token)
         self.register_buffer("bos_char_ids", bos, persistent=False)  # (W,)
@@ -83,19 +87,26 @@ class BiLM(nn.Module):
             direction.kernel = self._kernel
 
     @property
-    def directions(self) -> tuple[nn.Module, nn.Module]:
+    def directions(self) -> tuple[Contextualizer, Contextualizer]:
         """The forward and the backward contextualiser."""
-        return self.forward_lstm, self.backward_lstm
+        forward, backward = self._direction_names
+        return getattr(self, forward), getattr(self, backward)
+
+    @property
+    def carries_state(self) -> bool:
+        """Whether stateful use means anything: the contextualiser carries a row's context from
+        one call to the next (the LSTM; a Transformer does not)."""
+        return self.directions[0].carries_state
 
     @property
     def output_dim(self) -> int:
         """2D: the size of every ELMo layer."""
-        return 2 * self.config.lstm.projection_dim
+        return 2 * self.config.token_dim
 
     @property
     def num_layers(self) -> int:
         """L: the token layer plus the contextual layers."""
-        return 1 + self.forward_lstm.num_layers
+        return 1 + self.directions[0].num_layers
 
     @property
     def device(self) -> torch.device:
@@ -138,9 +149,10 @@ class BiLM(nn.Module):
         char_ids, mask = self._frame(char_ids)  # (B, T+2, W), (B, T+2)
         tokens = self.char_cnn(char_ids)  # (B, T+2, D)
         tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)  # zero the padding positions
+        forward_direction, backward_direction = self.directions
         forward, backward = self.kernel.run_directions(
-            lambda: self.forward_lstm(tokens, mask, None if state is None else state.forward),
-            lambda: self.backward_lstm(
+            lambda: forward_direction(tokens, mask, None if state is None else state.forward),
+            lambda: backward_direction(
                 tokens, mask, None if state is None else state.backward, reverse=True
             ),
             tokens,
@@ -180,11 +192,10 @@ class BiLM(nn.Module):
             ContextualizerOutput: every layer (B, T, D) and each row's final state.
         """
         tokens = self.char_cnn(char_ids)  # (B, T, D)
-        direction = self.backward_lstm if backward else self.forward_lstm
-        return direction(tokens, mask, state)
+        return self.directions[1 if backward else 0](tokens, mask, state)
 
     def initial_state(self, batch_size: int) -> BiLMState:
-        """Zero state for ``batch_size`` rows."""
+        """Zero state for ``batch_size`` rows (each direction's None for a stateless kind)."""
         reference = self.char_cnn.projection.weight  # the device and dtype of the state
         return BiLMState(*(d.initial_state(batch_size, reference) for d in self.directions))
 
@@ -194,7 +205,7 @@ class BiLM(nn.Module):
         """One direction's state saved by ``state_to_tensors`` (None stays None), on ``device``."""
         if tensors is None:
             return None
-        return self.forward_lstm.state_from_tensors([t.to(device) for t in tensors])
+        return self.directions[0].state_from_tensors([t.to(device) for t in tensors])
 
 
 def state_to_tensors(state: Any) -> list[torch.Tensor] | None:
@@ -229,4 +240,4 @@ def _build_softmax(config: BiLMConfig) -> nn.Module:
 
     options = {"sampled": {"num_samples": min(config.softmax.num_samples, config.vocab_size)},
                "adaptive": {"cutoffs": list(config.softmax.cutoffs)}}.get(config.softmax.kind, {})
-    return build_softmax(config.softmax.kind, config.lstm.projection_dim, config.vocab_size, **options)
+    return build_softmax(config.softmax.kind, config.token_dim, config.vocab_size, **options)

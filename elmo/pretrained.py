@@ -2,9 +2,10 @@
 
 A pretrained model is a directory holding
 
-* ``config.json``: ``{"format_version": 2, "model": <BiLMConfig as a dict>, "tokenizer":
-  <TokenizerConfig as a dict>}``; version 1 (before tokenizers) has no ``tokenizer`` and reads as
-  the ``words`` tokenizer;
+* ``config.json``: ``{"format_version": 3, "model": <BiLMConfig as a dict>, "tokenizer":
+  <TokenizerConfig as a dict>}``; version 3 records the contextualiser (``model.contextualizer``
+  and ``model.transformer``), which versions 1 and 2 lack: they read as the LSTM; version 1
+  (before tokenizers) has no ``tokenizer`` and reads as the ``words`` tokenizer;
 * ``model.safetensors``: the weights of the unwrapped module (safetensors never runs code on load);
 * ``vocab.txt``: the softmax vocabulary, when the model has a softmax;
 * ``sentencepiece.model``: the trained sentencepiece model, when the tokenizer is sentencepiece.
@@ -47,8 +48,8 @@ from elmo.files import (
 from elmo.hub import fetch_model, is_model_name
 from elmo.model import BiLM
 
-FORMAT_VERSION = 2  # 2 added "tokenizer" to config.json
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2 added "tokenizer" to config.json; 3 the contextualiser's kind and sizes
+READABLE_VERSIONS = (1, 2, 3)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"

@@ -71,7 +71,18 @@ def bilm_config_from_options(options: dict) -> BiLMConfig:
 
 
 def options_from_bilm_config(config: BiLMConfig) -> dict:
-    """The published ``options.json`` dict of a BiLMConfig."""
+    """The published ``options.json`` dict of a BiLMConfig.
+
+    Raises:
+        ValueError: a model the format cannot hold: a contextualiser other than the LSTM, or a
+            forget bias other than 1.
+    """
+    if config.contextualizer != "lstm":
+        raise ValueError(
+            f"the published format (options.json + weights.hdf5) holds LSTM biLMs only; this "
+            f"model's contextualizer is {config.contextualizer!r}: save it as our directory "
+            f"instead (elmo.pretrained.save_pretrained)"
+        )
     cnn, lstm = config.char_cnn, config.lstm
     options = {
         "char_cnn": {
@@ -120,7 +131,12 @@ def load_published(options_file: str | os.PathLike, weight_file: str | os.PathLi
 def export_published(
     model: BiLM, options_file: str | os.PathLike, weight_file: str | os.PathLike
 ) -> None:
-    """Write ``model`` as a published-format ``options.json`` and ``weights.hdf5``."""
+    """Write ``model`` as a published-format ``options.json`` and ``weights.hdf5``.
+
+    Raises:
+        ValueError: the format cannot hold the model (a Transformer; ``options_from_bilm_config``),
+            before any file is written.
+    """
     options = options_from_bilm_config(model.config)
     state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
     tmp = temp_path(weight_file)  # both files written atomically, weights first

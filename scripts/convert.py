@@ -5,14 +5,14 @@
 
 A model's softmax (and vocabulary) has no place in the published format and is dropped there.
 Nor has a tokenizer: a sentencepiece model is refused, since the tools that read the published
-format would feed it whitespace words.
+format would feed it whitespace words; nor a Transformer biLM (the format holds LSTMs only).
 """
 
 import argparse
 from pathlib import Path
 
 from elmo.pretrained import load_bilm, load_tokenizer, load_vocabulary, save_pretrained
-from elmo.published import export_published
+from elmo.published import export_published, options_from_bilm_config
 
 
 def main() -> None:
@@ -28,6 +28,11 @@ def main() -> None:
             f"convert.py: error: {args.source} reads {tokenizer.kind} pieces; the published format "
             f"cannot carry its tokenizer (use our directory format)"
         )
+    if args.to == "published":
+        try:
+            options_from_bilm_config(model.config)  # a model the format cannot hold: say so now
+        except ValueError as error:
+            raise SystemExit(f"convert.py: error: {args.source}: {error}") from None
     destination = Path(args.destination)
     destination.mkdir(parents=True, exist_ok=True)
     if args.to == "published":

@@ -21,6 +21,7 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 os.environ["ELMO_OFFLINE"] = "1"
 os.environ.pop("ELMO_MIRROR", None)
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pytest
 import torch
 from http_server import FileServer
 
-from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
+from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig, TransformerConfig
 from elmo.model import BiLM
 
 SEED = 0
@@ -73,6 +74,21 @@ def tiny_bilm(tiny_config: BiLMConfig) -> BiLM:
     """A BiLM of ``tiny_config`` with seeded random weights, in eval mode (no dropout)."""
     torch.manual_seed(SEED)
     return BiLM(tiny_config).eval()
+
+
+@pytest.fixture
+def tiny_transformer_config(tiny_config: BiLMConfig) -> BiLMConfig:
+    """``tiny_config`` with Transformer contextualisers: 3 blocks (so L = 4, not the LSTM's 3),
+    D 8, 2 heads, feed-forward 16."""
+    blocks = TransformerConfig(num_layers=3, num_heads=2, model_dim=8, feedforward_dim=16)
+    return dataclasses.replace(tiny_config, contextualizer="transformer", transformer=blocks)
+
+
+@pytest.fixture
+def tiny_transformer(tiny_transformer_config: BiLMConfig) -> BiLM:
+    """A BiLM of ``tiny_transformer_config`` with seeded random weights, in eval mode."""
+    torch.manual_seed(SEED)
+    return BiLM(tiny_transformer_config).eval()
 
 
 @pytest.fixture

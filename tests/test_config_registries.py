@@ -6,9 +6,18 @@ import logging
 
 import pytest
 
-from elmo.config import BiLMConfig, CharCNNConfig, SoftmaxConfig, TrainConfig, TrainerConfig
+from elmo.config import (
+    BiLMConfig,
+    CharCNNConfig,
+    SoftmaxConfig,
+    TrainConfig,
+    TrainerConfig,
+    TransformerConfig,
+)
 from elmo.kernels import kernel_names
 from elmo.modules.char_cnn import ACTIVATIONS
+from elmo.modules.contextualizer import CONTEXTUALIZERS
+from elmo.modules.positions import POSITION_ENCODINGS
 from elmo.modules.softmax import SOFTMAX_KINDS
 from elmo.training.optim import OPTIMIZERS, SCHEDULES
 
@@ -32,6 +41,12 @@ def _train(**trainer) -> TrainConfig:
         ("trainer.optimizer", OPTIMIZERS, lambda name: _train(optimizer=name)),
         ("trainer.schedule", SCHEDULES, lambda name: _train(schedule=name)),
         ("trainer.kernel", kernel_names(), lambda name: _train(kernel=name)),
+        ("contextualizer", CONTEXTUALIZERS, lambda name: BiLMConfig(contextualizer=name)),
+        (
+            "transformer.position_encoding",
+            POSITION_ENCODINGS,
+            lambda name: BiLMConfig(transformer=TransformerConfig(position_encoding=name)),
+        ),
     ],
 )
 def test_a_setting_accepts_its_registry_names_and_names_them_on_error(setting, registry, build):
@@ -51,3 +66,16 @@ def test_fast_lstm_is_a_deprecated_spelling_of_the_fused_kernel(caplog):
     caplog.clear()
     config.validate()  # validating again: nothing left to translate, no second warning
     assert config.trainer.kernel == "fused" and not caplog.text
+
+
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        ({"model_dim": 10, "num_heads": 4}, "model_dim must be a multiple of transformer.num_"),
+        ({"num_layers": 0}, "transformer.num_layers must be > 0"),
+        ({"dropout": 1.0}, r"transformer.dropout must be in \[0, 1\)"),
+    ],
+)
+def test_bad_transformer_sizes_are_named(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        BiLMConfig(contextualizer="transformer", transformer=TransformerConfig(**sizes)).validate()

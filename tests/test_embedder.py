@@ -159,3 +159,45 @@ def test_fast_is_a_deprecated_name_of_the_fused_kernel(tiny_bilm):
     assert embedder.bilm.kernel.name == "fused"
     assert ElmoEmbedder(tiny_bilm).bilm.kernel.name == "fused"  # None keeps the biLM's
     assert ElmoEmbedder(tiny_bilm, kernel="exact").bilm.kernel.name == "exact"
+
+
+# ------------------------------------------------------------------------------------------------
+# A Transformer biLM (tiny_transformer: L = 4 layers): the same API, stateless only
+
+
+def test_a_transformer_embeds_all_its_layers_in_input_order(tiny_transformer):
+    embedder = ElmoEmbedder(tiny_transformer, batch_size=2)
+    assert embedder.num_layers == 4 and embedder.dim == 16
+    for sentence, vectors in zip(SENTENCES, embedder.embed_sentences(SENTENCES)):
+        assert vectors.shape == (4, len(sentence.split()), 16)
+        torch.testing.assert_close(vectors, embedder.embed_sentence(sentence), atol=1e-6, rtol=0)
+    weights = (1.0, 0.0, 0.0, 3.0)  # a mix takes as many weights as there are layers
+    layers = embedder.embed_sentence("the bank of the river")
+    torch.testing.assert_close(embedder.embed_sentence("the bank of the river", output=weights),
+                               (layers[0] + 3 * layers[3]) / 4)  # fmt: skip
+    with pytest.raises(ValueError, match="4 non-negative numbers"):
+        embedder.embed_sentence("x", output=(1.0, 1.0, 1.0))
+
+
+def test_a_transformer_refuses_stateful_use(tiny_transformer):
+    with pytest.raises(ValueError, match="stateful=True has no meaning for a transformer biLM"):
+        ElmoEmbedder(tiny_transformer, stateful=True)
+
+
+def test_elmo_mixes_a_transformer_s_layers(tiny_transformer):
+    elmo = Elmo(tiny_transformer, num_output_representations=2, dropout=0.0, do_layer_norm=True)
+    output = elmo(batch_to_ids([["a", "b", "c"], ["d"]]))
+    assert output.layers.shape == (4, 2, 3, 16)
+    assert [r.shape for r in output.representations] == [(2, 3, 16), (2, 3, 16)]
+    output.representations[0].sum().backward()
+    assert elmo.scalar_mixes[0].scalar_parameters.grad.shape == (4,)
+
+
+def test_a_transformer_with_sentencepiece_units_pools_words(tmp_path, tiny_transformer):
+    from sentencepiece_text import small_tokenizer
+
+    save_pretrained(tiny_transformer, tmp_path / "model", tokenizer=small_tokenizer())
+    embedder = ElmoEmbedder.from_pretrained(tmp_path / "model")
+    sentences = ["Кошка спала .", "河边有一座古老的桥。 ok"]
+    vectors = embedder.embed_sentences(sentences, output="all")
+    assert [v.shape for v in vectors] == [(4, 3, 16), (4, 2, 16)]

@@ -227,3 +227,90 @@ def test_a_forked_child_starts_a_side_thread_of_its_own(monkeypatch):
     monkeypatch.setattr(cpu.os, "getpid", lambda: -1)  # as in a forked child
     assert cpu.on_side_thread(lambda: 2)() == 2
     assert cpu._POOL[1] is not parents[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# The Transformer contextualiser (tiny_transformer: 3 blocks, so L = 4)
+
+
+def test_a_transformer_bilm_has_one_layer_per_block_and_no_state(tiny_transformer):
+    out = run(tiny_transformer, SENTENCES)
+    batch, steps = len(SENTENCES), max(map(len, SENTENCES)) + 2
+    assert tiny_transformer.num_layers == 4 and tiny_transformer.output_dim == 2 * D
+    assert out.layers.shape == (4, batch, steps, 2 * D)
+    assert (out.layers[:, ~out.mask] == 0).all()
+    assert out.state == (None, None) and not tiny_transformer.carries_state
+    assert tiny_transformer.initial_state(2) == (None, None)
+    assert len(tiny_transformer.layer_parameters()) == 4
+    names = list(tiny_transformer.state_dict())
+    assert "forward_transformer.blocks.2.attention.qkv.weight" in names
+    assert "backward_transformer.final_norm.weight" in names
+    assert not any("lstm" in name for name in names)
+
+
+def test_lstm_checkpoint_names_are_unchanged(tiny_bilm):
+    assert tiny_bilm.carries_state
+    names = list(tiny_bilm.state_dict())
+    assert "forward_lstm.layers.0.input_weight" in names
+    assert "backward_lstm.layers.1.projection_weight" in names
+
+
+def test_a_transformer_refuses_a_state():
+    config = BiLMConfig(contextualizer="transformer")
+    with pytest.raises(ValueError, match="carries no state"):
+        BiLM(config).language_model(
+            torch.zeros(1, 2, 50, dtype=torch.long), torch.ones(1, 2, dtype=torch.bool),
+            state=(torch.zeros(1, 1, 128),),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("changed", [1, 3, 5], ids=["first", "middle", "last"])
+def test_transformer_forward_half_sees_the_past_and_backward_half_the_future(
+    tiny_transformer, changed
+):
+    """No leakage through BiLM.forward, on every layer, with the changed sentence padded."""
+    sentence = ["one", "two", "three", "four", "five"]  # framed positions 1..5
+    edited = list(sentence)
+    edited[changed - 1] = "zebra"
+    longer = ["a", "much", "longer", "sentence", "pads", "the", "other", "row"]
+    before = run(tiny_transformer, [sentence, longer])
+    after = run(tiny_transformer, [edited, longer])
+    for layer in range(1, 4):
+        old, new = before.layers[layer, 0], after.layers[layer, 0]  # (T+2, 2D)
+        assert torch.equal(forward_half(old[:changed]), forward_half(new[:changed]))
+        assert torch.equal(backward_half(old[changed + 1 :]), backward_half(new[changed + 1 :]))
+        assert (forward_half(old[changed:7]) != forward_half(new[changed:7])).any(dim=-1).all()
+        past = slice(0, changed + 1)
+        assert (backward_half(old[past]) != backward_half(new[past])).any(dim=-1).all()
+        assert torch.equal(before.layers[layer, 1], after.layers[layer, 1])
+
+
+def test_transformer_sentences_alone_equal_the_padded_batch(tiny_transformer):
+    batch = run(tiny_transformer, SENTENCES)
+    for row, sentence in enumerate(SENTENCES):
+        n = len(sentence) + 2
+        alone = run(tiny_transformer, [sentence]).layers[:, 0]
+        assert torch.allclose(batch.layers[:, row, :n], alone, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_embedding_reads_as_the_language_models_were_trained(kind, tiny_bilm, tiny_transformer):
+    """BiLM.forward's forward half is the forward LM on ``<S> w </S>``; its backward half is the
+    backward LM on the reversed ``</S> w <S>`` of a training stream, put back in order."""
+    model = tiny_bilm if kind == "lstm" else tiny_transformer
+    sentence = ["the", "cat", "sat", "down"]
+    layers = run(model, [sentence]).layers[1:, 0]  # (N, T+2, 2D)
+    framed = ["<S>", *sentence, "</S>"]
+    mask = torch.ones(1, len(framed), dtype=torch.bool)
+    with torch.no_grad():
+        forward = model.language_model(batch_to_ids([framed]), mask).layers
+        backward = model.language_model(batch_to_ids([framed[::-1]]), mask, backward=True).layers
+    for index in range(model.num_layers - 1):
+        assert torch.allclose(forward_half(layers[index]), forward[index][0], atol=1e-6)
+        assert torch.allclose(backward_half(layers[index]), backward[index][0].flip(0), atol=1e-6)
+
+
+def test_the_recurrence_kernel_does_not_change_a_transformer(tiny_transformer):
+    exact = run(tiny_transformer, SENTENCES).layers
+    tiny_transformer.kernel = "fused"
+    assert torch.equal(run(tiny_transformer, SENTENCES).layers, exact)

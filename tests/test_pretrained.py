@@ -34,8 +34,34 @@ def test_round_trip_is_bit_exact(tmp_path, tiny_bilm):
     with torch.no_grad():
         assert torch.equal(tiny_bilm(batch_to_ids(TOKENS)).layers, loaded(batch_to_ids(TOKENS)).layers)
     config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["format_version"] == 2 and config["model"]["lstm"]["cell_size"] == 16
+    assert config["format_version"] == 3 and config["model"]["lstm"]["cell_size"] == 16
+    assert config["model"]["contextualizer"] == "lstm"
     assert config["tokenizer"]["kind"] == "words"
+
+
+def test_a_transformer_directory_records_its_kind_and_round_trips(tmp_path, tiny_transformer):
+    directory = save_pretrained(tiny_transformer, tmp_path / "model")
+    config = json.loads((directory / "config.json").read_text())
+    assert config["format_version"] == 3 and config["model"]["contextualizer"] == "transformer"
+    assert config["model"]["transformer"]["num_layers"] == 3
+    loaded = load_bilm(model=directory)
+    assert loaded.config == tiny_transformer.config and loaded.num_layers == 4
+    with torch.no_grad():
+        assert torch.equal(tiny_transformer(batch_to_ids(TOKENS)).layers,
+                           loaded(batch_to_ids(TOKENS)).layers)  # fmt: skip
+
+
+def test_a_directory_without_the_contextualizer_reads_as_an_lstm(tmp_path, tiny_bilm):
+    """Directories written before format 3 have no model.contextualizer nor model.transformer."""
+    directory = save_pretrained(tiny_bilm, tmp_path / "model")
+    config = json.loads((directory / "config.json").read_text())
+    del config["model"]["contextualizer"], config["model"]["transformer"], config["files"]
+    config["format_version"] = 2
+    (directory / "config.json").write_text(json.dumps(config))
+    loaded = from_pretrained(directory)
+    assert loaded.config.contextualizer == "lstm" and loaded.config == tiny_bilm.config
+    assert torch.equal(loaded.forward_lstm.layers[0].input_weight,
+                       tiny_bilm.forward_lstm.layers[0].input_weight)  # fmt: skip
 
 
 def test_model_with_softmax_saves_its_vocabulary(tmp_path, tiny_config):

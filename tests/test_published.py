@@ -69,6 +69,12 @@ def test_ours_to_published_to_ours_reproduces_outputs(tiny_bilm, tmp_path):
         assert torch.equal(loaded(ids).layers, tiny_bilm(ids).layers)
 
 
+def test_a_transformer_cannot_be_exported_and_nothing_is_written(tiny_transformer, tmp_path):
+    with pytest.raises(ValueError, match="holds LSTM biLMs only.*'transformer'"):
+        export_published(tiny_transformer, tmp_path / "options.json", tmp_path / "weights.hdf5")
+    assert list(tmp_path.iterdir()) == []
+
+
 def rewrite_weights(
     source: Path, target: Path, drop: str = "", replace: dict | None = None
 ) -> None:

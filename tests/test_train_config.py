@@ -9,6 +9,7 @@ offending key. (configs/probe/ belongs to ``elmo-probe`` and is tested with it.)
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,16 @@ def test_overrides_reach_the_dataclass():
     assert config.trainer.lr == 0.05
     assert config.model.lstm.cell_clip is None
     assert config.data.valid is None
+
+
+def test_one_override_makes_the_small_shape_a_transformer():
+    config = to_train_config(_compose(["model.contextualizer=transformer"]))  # model: small
+    named = to_train_config(_compose(["model=transformer_small"]))
+    unused = {"lstm": named.model.lstm}  # the LSTM sizes that model=small sets, unused
+    assert dataclasses.replace(config.model, **unused) == named.model
+    assert config.model.contextualizer == "transformer" and config.model.token_dim == 128
+    with pytest.raises(ValueError, match="contextualizer must be lstm or transformer, got 'gru'"):
+        to_train_config(_compose(["model.contextualizer=gru"]))
 
 
 def test_text_data_without_a_training_file_is_a_clear_error():

@@ -1,13 +1,15 @@
 """The contextualiser seam: token vectors in, contextual layers out, for one direction.
 
 A biLM builds one contextualiser per direction (``elmo.model.BiLM``); both read the same token
-vectors. The LSTM stack of the published ELMo (``elmo.modules.lstm.LstmStack``) is one; another
-kind (a Transformer, a gated CNN) plugs in by subclassing ``Contextualizer`` and adding a line to
-``CONTEXTUALIZERS``.
+vectors. The LSTM stack of the published ELMo (``elmo.modules.lstm.LstmStack``) is one, a
+Transformer as in Peters, Neumann, Zettlemoyer and Yih (2018, "Dissecting Contextual Word
+Embeddings"; ``elmo.modules.transformer.TransformerStack``) another; a further kind (a gated
+CNN) plugs in by subclassing ``Contextualizer`` and adding a line to ``CONTEXTUALIZERS``.
 
 The state a contextualiser carries between calls (stateful use) is its own: a NamedTuple of
 tensors whose dimension 1 is the batch row, so that callers can select, overlay and save rows
-without knowing what the tensors mean (``elmo.model.overlay_rows``, ``state_to_tensors``).
+without knowing what the tensors mean (``elmo.model.overlay_rows``, ``state_to_tensors``). A
+stateless kind (``carries_state = False``) returns None for it and refuses a state it is given.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Contextualizer(nn.Module):
     """
 
     kernel: Any = None
+    carries_state = False  # True: its state can carry a row's context from one call to the next
 
     @property
     def num_layers(self) -> int:
@@ -80,8 +83,18 @@ def _lstm(config: Any, input_dim: int) -> Contextualizer:
     return LstmStack(config.lstm, input_dim=input_dim, dropout=config.dropout)
 
 
-# kind -> builder(BiLMConfig, input_dim D) -> one direction's contextualiser.
-CONTEXTUALIZERS: dict[str, Callable[[Any, int], Contextualizer]] = {"lstm": _lstm}
+def _transformer(config: Any, input_dim: int) -> Contextualizer:
+    from elmo.modules.transformer import TransformerStack
+
+    return TransformerStack(config.transformer, input_dim=input_dim)
+
+
+# kind -> builder(BiLMConfig, input_dim D) -> one direction's contextualiser. The kind's sizes
+# are the BiLMConfig field of the same name (``BiLMConfig.token_dim`` reads its output_dim).
+CONTEXTUALIZERS: dict[str, Callable[[Any, int], Contextualizer]] = {
+    "lstm": _lstm,
+    "transformer": _transformer,
+}
 
 
 def build_contextualizer(kind: str, config: Any, input_dim: int) -> Contextualizer:

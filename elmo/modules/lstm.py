@@ -204,6 +204,8 @@ class LstmStack(Contextualizer):
             DropoutWrapper(input_keep_prob)).
     """
 
+    carries_state = True  # stateful use: a row's (hidden, memory) continues into the next call
+
     def __init__(self, config: LSTMConfig, input_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.config = config

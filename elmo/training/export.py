@@ -30,8 +30,9 @@ def export_model(
     """Write the pretrained directory and, if ``published``, the published format; returns the
     pretrained directory.
 
-    The published format has no place for a tokenizer, so a model that reads other units than
-    whitespace words gets no published export (a warning says so).
+    The published format has no place for a tokenizer, nor for a contextualiser other than the
+    LSTM, so a model that reads other units than whitespace words, or a Transformer, gets no
+    published export (a warning says so; the run's pretrained directory holds it all).
     """
     model_dir = save_pretrained(bilm, output_dir / MODEL_DIR, vocab, tokenizer)
     log.info("pretrained model written to %s", model_dir)
@@ -40,6 +41,9 @@ def export_model(
         # feed the weights whitespace words, which a piece model has never read.
         log.warning("no published-format export: that format cannot carry a %s tokenizer",
                     tokenizer.kind)  # fmt: skip
+    elif published and bilm.config.contextualizer != "lstm":
+        log.warning("no published-format export: that format holds LSTM biLMs only, not a %s",
+                    bilm.config.contextualizer)  # fmt: skip
     elif published:
         from elmo.published import export_published  # h5py, only when asked for
 
