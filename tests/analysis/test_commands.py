@@ -121,3 +121,33 @@ def test_substitutes_needs_a_model_with_a_softmax(capsys, tiny_bilm, tmp_path):
     assert code == 2 and "has no softmax and vocab.txt" in err
     code, _, err = _run(capsys, "substitutes", "--model", str(tmp_path / "nowhere"), "the [bank]")
     assert code == 2 and "does not exist" in err
+
+
+def test_a_transformer_model_answers_every_command(capsys, tiny_transformer_config, vocab,
+                                                   corpus_file, tmp_path):  # fmt: skip
+    """Substitutes, neighbours (on its top layer, index 3 of L = 4) and senses."""
+    import dataclasses
+
+    import torch
+
+    from elmo.model import BiLM
+
+    torch.manual_seed(0)
+    bilm = BiLM(dataclasses.replace(tiny_transformer_config, vocab_size=len(vocab))).eval()
+    model = str(save_pretrained(bilm, tmp_path / "model", vocab))
+    code, out, _ = _run(capsys, "substitutes", "--model", model, "the [bank] of the river",
+                        "--top-k", "3")  # fmt: skip
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[2:5]] == ["1", "2", "3"]
+    code, out, _ = _run(capsys, "neighbours", "--model", model, "--corpus", str(corpus_file),
+                        "We sat on the [bank] of the river .", "--top-k", "2", "--layer", "3",
+                        "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    rows = [line.split() for line in out.splitlines()[2:4]]
+    assert code == 0 and [row[2] for row in rows] == ["bank", "bank"]  # a random model: any order
+    code, _, err = _run(capsys, "neighbours", "--model", model, "--corpus", str(corpus_file),
+                        "the [bank]", "--layer", "4")  # fmt: skip
+    assert code == 2 and "out of range" in err
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "bank.png"
+    code, out, _ = _run(capsys, "senses", "--model", model, "--corpus", str(corpus_file),
+                        "--word", "bank", "--out", str(png), "--k", "2")  # fmt: skip
+    assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"

@@ -206,3 +206,19 @@ def test_an_unwritable_output_folder_is_found_before_the_model_loads(tmp_path, c
     code = main(["embed", str(source), str(locked / "out.hdf5"), "--top", "--model",
                  str(tmp_path / "absent")])  # fmt: skip
     assert code == 2 and "cannot write there" in capsys.readouterr().err
+
+
+def test_a_transformer_directory_writes_all_its_layers(tmp_path, tiny_transformer, capsys):
+    from elmo.pretrained import save_pretrained
+
+    model = save_pretrained(tiny_transformer, tmp_path / "model")
+    source = _write(tmp_path / "in.txt", SENTENCES)
+    out = tmp_path / "out.hdf5"
+    assert main(["embed", str(source), str(out), "--all", "--model", str(model)]) == 0
+    got, _ = _read(out)
+    assert [array.shape for array in got] == [(4, len(line.split()), 16) for line in SENTENCES]
+    code = main(["embed", str(source), str(tmp_path / "s.hdf5"), "--all", "--model", str(model),
+                 "--stateful"])  # fmt: skip
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and "carries no state" in error[0]
+    assert not (tmp_path / "s.hdf5").exists()

@@ -14,8 +14,10 @@ from elmo.model import BiLM
 from elmo.pretrained import save_pretrained
 
 
+@pytest.mark.parametrize("config", ["tiny_config", "tiny_transformer_config"])
 @pytest.mark.parametrize("kind", ["words", "sentencepiece"])
-def test_eval_prints_per_unit_and_per_word_perplexity(tmp_path, tiny_config, kind, capsys):
+def test_eval_prints_per_unit_and_per_word_perplexity(tmp_path, request, config, kind, capsys):
+    tiny_config = request.getfixturevalue(config)  # an LSTM or a Transformer biLM
     lines = corpus_lines()[::9]
     tokenizer = small_tokenizer() if kind == "sentencepiece" else None
     if tokenizer is None:

@@ -80,3 +80,16 @@ def test_missing_split_and_malformed_file(tmp_path, tiny_model_dir, write_file):
     write_file("test.conllu", _conllu(TRAIN))
     with pytest.raises(ValueError, match=r"dev\.conllu:1: expected 10 tab-separated fields"):
         run_probe(_config(tmp_path, tiny_model_dir))
+
+
+def test_the_pos_probe_reads_every_layer_of_a_transformer(tmp_path, tiny_transformer, write_file):
+    from elmo.pretrained import save_pretrained
+
+    model_dir = save_pretrained(tiny_transformer, tmp_path / "model")
+    write_file("train.conllu", _conllu(TRAIN))
+    write_file("dev.conllu", _conllu(DEV))
+    write_file("test.conllu", _conllu(TRAIN[:2]))
+    line = run_probe(_config(tmp_path, model_dir))
+    layers = {"layer0", "layer1", "layer2", "layer3", "mix"}  # L = 4
+    assert set(line["dev_accuracy"]) == set(line["test_accuracy"]) == layers
+    assert line["dev_accuracy"]["layer0"] == 1.0

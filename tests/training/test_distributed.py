@@ -126,6 +126,19 @@ def test_a_two_process_checkpoint_needs_two_processes_to_resume(two_process_run,
         torch.set_num_threads(threads)
 
 
+def test_a_transformer_trains_under_two_processes(tmp_path):
+    corpus = write_lines(tmp_path / "train.txt", wikitext_train_lines(NUM_LINES))
+    overrides = [override for override in TINY_RUN if override != "model=tiny"]
+    overrides += [f"data.train={corpus}", "model=transformer_tiny", "trainer.max_steps=3"]
+    metrics = _torchrun(tmp_path / "run", overrides)
+    assert metrics["step"] == 3
+    model = from_pretrained(tmp_path / "run" / "model")
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert model.config.contextualizer == "transformer" and checkpoint["world_size"] == 2
+    for name, tensor in model.state_dict().items():  # the ranks' averaged gradients: one model
+        assert torch.equal(tensor, checkpoint["model"][name]), name
+
+
 @pytest.mark.slow
 def test_two_processes_resume_exactly(two_process_run, tmp_path):
     run, overrides, _ = two_process_run

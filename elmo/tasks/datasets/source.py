@@ -8,13 +8,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from elmo.files import InputFileError, decode_line
 from elmo.hub import resolve_data_path
 
 Item = TypeVar("Item")
 
 
-class DataFormatError(ValueError):
-    """A line of a task file that does not follow the format; the message names file and line."""
+class DataFormatError(InputFileError):
+    """A line of a task file that does not follow the format; the message names file and line.
+
+    An InputFileError (``elmo.files``), the one error type for a bad user input file.
+    """
 
     def __init__(self, path: str | os.PathLike, line_number: int, message: str) -> None:
         super().__init__(f"{path}:{line_number}: {message}")
@@ -35,10 +39,29 @@ def split_file(data_dir: str, file_name: str, task: str, split: str) -> Path:
 
 
 def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """``(line number from 1, line without its line ending)`` for every line of a UTF-8 file."""
-    with open(path, encoding="utf-8", newline=None) as handle:
-        for number, line in enumerate(handle, start=1):
-            yield number, line.rstrip("\r\n")
+    """``(line number from 1, line without its line ending)`` for every line of a UTF-8 file.
+
+    Raises:
+        InputFileError: a missing file, a directory, an empty file, or a line that is not UTF-8
+            (naming the file, line and byte).
+    """
+    if os.path.isdir(path):
+        raise InputFileError(f"{path}: is a directory, not a text file")
+    if not os.path.isfile(path):
+        raise InputFileError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise InputFileError(f"{path}: the file is empty")
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, decode_line(raw, path, number).rstrip("\r\n")
+
+
+def require_some(items: list[Item], path: str | os.PathLike, what: str) -> list[Item]:
+    """``items`` read from ``path``; InputFileError naming the file when there are none (a file of
+    blank lines or comments, or a header alone), before any model work starts."""
+    if not items:
+        raise InputFileError(f"{path}: no {what} in the file")
+    return items
 
 
 def subsample(items: Sequence[Item], max_items: int | None, seed: int) -> list[Item]:
