@@ -28,6 +28,7 @@ from elmo.hub import fetch_model, is_model_name, resolve_data_path
 from elmo.model import BiLM
 from elmo.pretrained import SENTENCEPIECE_FILE, VOCAB_FILE
 from elmo.training import distributed
+from elmo.training.budget import log_budget, run_budget
 from elmo.training.checkpoint import CHECKPOINT_FILE, checkpoint_payload, resume, save_checkpoint
 from elmo.training.evaluate import Perplexity, evaluate_perplexity
 from elmo.training.export import MODEL_DIR, PUBLISHED_DIR, export_model, write_metrics
@@ -59,6 +60,8 @@ def run_training(config: TrainConfig) -> dict:
 
     tokenizer, vocab = _units(config, output_dir, train_path, world, reuse)
     units = _unit_sums(output_dir, tokenizer)
+    if world.is_main:  # counted on this text unless init_from may have brought the units
+        log_budget(run_budget(config, vocab, world.size, bool(config.init_from)), config.trainer.schedule)
     bilm = build_model(config.model, len(vocab), config.init_from).to(device)
     bilm.kernel = config.trainer.kernel
     objective: nn.Module = LMObjective(bilm)
