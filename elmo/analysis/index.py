@@ -31,6 +31,7 @@ from elmo.analysis.corpus import Corpus, check_layer, contextual_vectors, read_c
 from elmo.embedder import ElmoEmbedder
 from elmo.layer_choice import LayerChoice, choice_name
 from elmo.model import BiLM
+from elmo.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +95,10 @@ def _embed_corpus(
     embedder: ElmoEmbedder, corpus: Corpus, layer: LayerChoice, progress: bool, chunk: int = 256
 ) -> ContextIndex:
     """Embed every sentence (``chunk`` at a time, to hold one chunk's float32 vectors)."""
-    from tqdm import tqdm
-
     sentences = corpus.sentences
     total = sum(len(s) for s in sentences)
     vectors, sentence_ids, positions = [], [], []
-    with tqdm(total=total, unit="tok", desc="indexing corpus", disable=not progress) as bar:
+    with progress_bar(total=total, desc="indexing corpus", unit="tokens", enabled=progress) as bar:
         for start in range(0, len(sentences), chunk):
             batch = sentences[start : start + chunk]
             for offset, sentence_vectors in enumerate(contextual_vectors(embedder, batch, layer)):

@@ -1,6 +1,7 @@
 """``elmo eval``: exact perplexity of a trained biLM on a text file (one sentence per line).
 
-Prints a progress bar on stderr and ends with one JSON line on stdout:
+Reports progress on stderr (a bar on a terminal, else log lines) and ends with one JSON line on
+stdout:
 ``{"forward_ppl": .., "backward_ppl": .., "ppl": .., "tokens": .., "word_ppl": .., "words": ..}``
 (``ppl`` is the geometric mean of the two directions, per unit; ``tokens`` counts every unit
 (word or piece) and ``</S>`` of every sentence; ``word_ppl`` is per whitespace word, comparable

@@ -9,14 +9,15 @@ owns the file names).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from elmo.config import DataConfig, TokenizerConfig
-from elmo.data.stream import iter_lines
+from elmo.data.stream import count_lines, iter_lines
 from elmo.data.tokenizer import PieceTokenizer, Tokenizer, train_sentencepiece
 from elmo.data.vocab import Vocabulary
 from elmo.files import ModelFileError
+from elmo.progress import heartbeat, progress
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,10 @@ def prepare_tokenizer(
     if is_main and not (reuse and saved.is_file()):
         log.info("training a sentencepiece %s model of %d pieces on %s",
                  settings.model_type, settings.vocab_size, train_path)  # fmt: skip
-        train_sentencepiece(iter_lines(train_path), settings).save(saved)
+        lines = _reading(train_path, "reading the text for sentencepiece")
+        with heartbeat("training the sentencepiece model"):  # it reports no progress of its own
+            tokenizer = train_sentencepiece(lines, settings)
+        tokenizer.save(saved)
     barrier()
     try:
         return PieceTokenizer.load(settings, saved)
@@ -100,18 +104,25 @@ def prepare_vocabulary(
         log.info("vocabulary of %s: %d entries", inherited_from, len(vocab))
     elif is_main and tokenizer.inventory is not None:
         log.info("counting the pieces of %s", train_path)
-        vocab = Vocabulary.from_inventory(tokenizer.inventory, iter_lines(train_path),
-                                          tokenizer.units, progress=True)  # fmt: skip
+        vocab = Vocabulary.from_inventory(tokenizer.inventory,
+                                          _reading(train_path, "counting the pieces"),
+                                          tokenizer.units)  # fmt: skip
         log.info("vocabulary: %d entries (all the pieces)", len(vocab))
     elif is_main:
         log.info("building the vocabulary from %s", train_path)
-        vocab = Vocabulary.build(iter_lines(train_path), settings.vocab_min_count,
-                                 settings.vocab_max_size, progress=True)  # fmt: skip
+        vocab = Vocabulary.build(_reading(train_path, "counting the words"),
+                                 settings.vocab_min_count, settings.vocab_max_size)  # fmt: skip
         log.info("vocabulary: %d entries", len(vocab))
     if is_main:
         vocab.save(saved)
     barrier()
     return _load_saved(saved)
+
+
+def _reading(train_path: str, desc: str) -> Iterable[str]:
+    """The lines of the training text, with progress against their number (counted first)."""
+    return progress(iter_lines(train_path), total=count_lines(train_path), desc=desc,
+                    unit="lines")  # fmt: skip
 
 
 def _load_saved(saved: Path) -> Vocabulary:

@@ -87,6 +87,23 @@ def iter_lines(paths_or_glob: PathsOrGlob) -> Iterator[str]:
     return read()
 
 
+def count_lines(paths_or_glob: PathsOrGlob) -> int:
+    """How many lines ``iter_lines`` yields for these files (a progress bar's total).
+
+    Counts newline bytes, a megabyte at a time: a small fraction of the time that reading the
+    lines as text takes. (A file with lone ``\r`` line ends has more lines than counted.)
+    """
+    total = 0
+    for path in expand_paths(paths_or_glob):
+        last = b"\n"
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                total += chunk.count(b"\n")
+                last = chunk[-1:]
+        total += last != b"\n"  # a last line without its newline
+    return total
+
+
 def _raise_at_invalid_utf8(path: Path) -> None:
     """Raise InputFileError naming ``path``'s first line that is not UTF-8 (``decode_line``)."""
     with open(path, "rb") as handle:

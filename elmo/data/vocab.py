@@ -21,6 +21,7 @@ import torch
 
 from elmo.data.characters import BOS_TOKEN, EOS_TOKEN
 from elmo.files import atomic_write
+from elmo.progress import progress as progress_bar
 
 UNK_TOKEN = "<UNK>"
 SPECIAL_TOKENS = (BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)  # ids 0, 1, 2 of a built vocabulary
@@ -67,7 +68,7 @@ class Vocabulary:
             lines: the corpus, one sentence per line; e.g. ``stream.iter_lines(glob)``.
             min_count: keep words seen at least this often.
             max_size: keep at most this many tokens, the three specials included.
-            progress: show a tqdm progress bar over lines.
+            progress: report progress over lines (``elmo.progress``).
             tokenize: a line's tokens (default: its whitespace tokens).
         """
         if max_size is not None and max_size < len(SPECIAL_TOKENS):
@@ -102,7 +103,7 @@ class Vocabulary:
             inventory: every piece, without the specials.
             lines: the corpus, read once to count the pieces.
             tokenize: a line's pieces.
-            progress: show a tqdm progress bar over lines.
+            progress: report progress over lines (``elmo.progress``).
         """
         counts, num_sentences = count_tokens(lines, tokenize, progress)
         pieces = [p for p in dict.fromkeys(inventory) if p not in SPECIAL_TOKENS]
@@ -200,9 +201,7 @@ def count_tokens(
 ) -> tuple[Counter[str], int]:
     """(count of every token, number of non-empty sentences) of a stream of lines."""
     if progress:
-        from tqdm import tqdm
-
-        lines = tqdm(lines, desc="counting tokens", unit=" lines")
+        lines = progress_bar(lines, desc="counting tokens", unit="lines")
     counts: Counter[str] = Counter()
     num_sentences = 0
     for line in lines:

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from elmo.hub.catalog import RemoteFile
+from elmo.progress import progress
 
 try:
     import fcntl
@@ -205,8 +206,6 @@ def _download_with_retries(url: str, part: Path, label: str) -> None:
 
 def _transfer(url: str, part: Path, label: str) -> None:
     """One try: request the bytes ``part`` lacks and append them (or start over)."""
-    from tqdm import tqdm
-
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "elmo (urllib)"})
     if have:
@@ -231,9 +230,9 @@ def _transfer(url: str, part: Path, label: str) -> None:
         start, total = body_range
         if start == 0 and have:
             log.info("%s: the server does not resume downloads; starting over", label)
-        with open(part, "ab" if start else "wb") as out, tqdm(
-            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=label, disable=None, leave=False,
+        with open(part, "ab" if start else "wb") as out, progress(
+            total=total, initial=start, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
+            leave=False,
         ) as bar:  # fmt: skip
             try:
                 while block := _read(response):

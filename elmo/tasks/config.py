@@ -43,6 +43,22 @@ class PosTaskConfig:
 
 
 @dataclass
+class ChunkTaskConfig:
+    """Chunking on CoNLL-2000 (IOB2 tags): a linear probe per layer and on the mix; span F1."""
+
+    name: str = "chunk"
+    data_dir: str = "conll2000"
+    train: str = "train.txt"  # CoNLL-2000 files inside data_dir ('word POS chunk-tag' lines)
+    test: str | None = "test.txt"  # null = report dev only
+    # CoNLL-2000 has no dev split: the last dev_sentences sentences of train.txt are held out as
+    # dev (the same ones on every run; WSJ articles are contiguous, so dev shares few with train).
+    dev_sentences: int = 1000
+    # Train on a random (seeded) subset of this many of the remaining sentences; null = all.
+    max_train_sentences: int | None = None
+    probe: ProbeTrainingConfig = field(default_factory=ProbeTrainingConfig)
+
+
+@dataclass
 class WicTaskConfig:
     """Word in Context: the target word's vectors in two sentences -> same sense or not."""
 
@@ -123,6 +139,7 @@ class Sst2TaskConfig:
 
 TASK_CONFIGS = {
     "pos": PosTaskConfig,
+    "chunk": ChunkTaskConfig,
     "wic": WicTaskConfig,
     "wordsim": WordSimTaskConfig,
     "sst2": Sst2TaskConfig,
@@ -145,7 +162,7 @@ class BaselinesConfig:
 class ProbeConfig:
     """Everything ``elmo-probe`` needs; composed by Hydra from configs/probe/probe.yaml."""
 
-    task: Any = MISSING  # one of the task configs above, chosen with task=<pos|wic|wordsim|sst2>
+    task: Any = MISSING  # one of TASK_CONFIGS, chosen with task=<pos|chunk|wic|wordsim|sst2>
     model: str = MISSING  # our pretrained directory, a published-format one, or a model's name
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     batch_size: int = 64  # sentences per biLM forward pass when embedding
@@ -172,6 +189,8 @@ class ProbeConfig:
             _validate_sst2(self.task)
         if isinstance(self.task, WordSimTaskConfig):
             _validate_wordsim(self.task)
+        if isinstance(self.task, ChunkTaskConfig) and self.task.dev_sentences <= 0:
+            raise ValueError(f"task.dev_sentences must be > 0, got {self.task.dev_sentences}")
         return self
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from tqdm import tqdm
 
 from elmo.embedder import ElmoEmbedder
+from elmo.progress import progress
 
 
 def _sentence_layers(
@@ -32,13 +32,13 @@ def _sentence_layers(
             raise ValueError(f"{desc}: sentence {index} has no tokens")
     order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
     batch_size = embedder.batch_size
-    for start in tqdm(
-        range(0, len(order), batch_size), desc=desc, unit="batch", leave=False, disable=None
-    ):
-        rows = order[start : start + batch_size]
-        batch = embedder.embed_batch([list(sentences[i]) for i in rows])  # (L, B, T, 2D)
-        for row, index in enumerate(rows):
-            yield index, batch.layers[:, row, : len(sentences[index])].cpu()  # (L, n, 2D)
+    with progress(total=len(order), desc=f"embedding {desc}", unit="sentences", leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = embedder.embed_batch([list(sentences[i]) for i in rows])  # (L, B, T, 2D)
+            for row, index in enumerate(rows):
+                yield index, batch.layers[:, row, : len(sentences[index])].cpu()  # (L, n, 2D)
+            bar.update(len(rows))
 
 
 def token_features(

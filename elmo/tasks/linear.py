@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from elmo.modules.scalar_mix import ScalarMix
+from elmo.progress import progress as progress_bar
 from elmo.tasks.config import ProbeTrainingConfig
 
 
@@ -143,7 +143,7 @@ def train_probe(
     optimizer = torch.optim.Adam(probe.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)  # same batches on every run
     probe.train()
-    progress = tqdm(range(config.epochs), desc=desc, unit="epoch", leave=False, disable=None)
+    progress = progress_bar(range(config.epochs), desc=desc, unit="epochs", leave=False)
     for _ in progress:
         total, batches = 0.0, 0
         for batch in torch.randperm(count, generator=generator).split(config.batch_size):

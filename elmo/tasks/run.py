@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from elmo.embedder import ElmoEmbedder
-from elmo.tasks import pos, sst2, wic, wordsim
+from elmo.tasks import chunk, pos, sst2, wic, wordsim
 from elmo.tasks.config import ProbeConfig
 from elmo.tasks.models import load_models, load_tokenizers
 from elmo.tasks.report import summary, write_results
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # task name -> its module: load(task) reads the data once, evaluate(task, data, embedder, name)
 # gives one model's metrics.
-TASKS = {"pos": pos, "wic": wic, "wordsim": wordsim, "sst2": sst2}
+TASKS = {"pos": pos, "chunk": chunk, "wic": wic, "wordsim": wordsim, "sst2": sst2}
 
 
 def run_probe(config: ProbeConfig) -> dict:

@@ -16,11 +16,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
-from tqdm import tqdm
 
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import ElmoEmbedder
 from elmo.layer_choice import representation_layer
+from elmo.progress import progress as progress_bar
 from elmo.tasks.config import Sst2TaskConfig
 from elmo.tasks.datasets.source import split_file, subsample
 from elmo.tasks.datasets.sst2 import SentimentExample, read_sst2
@@ -211,8 +211,8 @@ def fit(
     """
     generator = torch.Generator().manual_seed(task.seed)
     steps_per_epoch = -(-len(labels) // task.batch_size)
-    progress = tqdm(
-        total=task.epochs * steps_per_epoch, desc=desc, unit="step", leave=False, disable=None
+    progress = progress_bar(
+        total=task.epochs * steps_per_epoch, desc=desc, unit="steps", leave=False
     )
     model.train()
     step = 0

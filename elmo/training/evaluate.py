@@ -17,6 +17,7 @@ from elmo.data.stream import LineSource, LMBatcher, open_lines
 from elmo.data.tokenizer import Tokenizer, word_tokenizer
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
+from elmo.progress import progress as progress_bar
 
 
 class Perplexity(NamedTuple):
@@ -52,6 +53,22 @@ def count_words(lines: Iterable[str], tokenizer: Tokenizer) -> int:
     return total
 
 
+class TextCount(NamedTuple):
+    units: int  # predicted units per direction: every unit and one sentence end per sentence
+    words: int  # count_words
+
+
+def count_text(lines: Iterable[str], tokenizer: Tokenizer) -> TextCount:
+    """What scoring ``lines`` will predict per direction, and ``count_words``, in one pass."""
+    units = words = 0
+    for line in lines:
+        line_units = tokenizer.units(line)
+        units += len(line_units) + 1 if line_units else 0
+        line_words = tokenizer.words(line)
+        words += len(line_words) + 1 if line_words else 0
+    return TextCount(units, words)
+
+
 @torch.no_grad()
 def evaluate_perplexity(
     bilm: BiLM,
@@ -62,6 +79,7 @@ def evaluate_perplexity(
     max_batches: int | None = None,
     progress: bool = False,
     tokenizer: Tokenizer | None = None,
+    desc: str = "perplexity",
 ) -> Perplexity:
     """Perplexity of ``bilm`` on ``lines`` (one sentence per line), exact full softmax.
 
@@ -72,8 +90,11 @@ def evaluate_perplexity(
     Args:
         lines: a path / glob, or a callable returning the lines (read once per direction).
         max_batches: score only the first N windows of each direction (a quick estimate).
-        progress: show a progress bar (stderr).
+        progress: report progress (``elmo.progress``: a bar on a terminal, else log lines), in
+            units scored in both directions; without ``max_batches`` the text is counted first,
+            so that the total is known.
         tokenizer: the model's tokenizer (None: whitespace words, the published format).
+        desc: what the progress says is being done ("scoring test").
     """
     if bilm.softmax is None:
         raise ValueError("this model has no softmax (vocab_size 0): it cannot score text")
@@ -81,6 +102,10 @@ def evaluate_perplexity(
     bilm.eval()
     device = bilm.device
     tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
+    # A pass over the text (fast next to scoring it) gives the bar its total and the words.
+    counted = count_text(open_lines(lines), tokenizer) if progress and max_batches is None else None
+    bar = progress_bar(total=2 * counted.units if counted else None, desc=desc, unit="tokens",
+                       enabled=progress, leave=False)  # fmt: skip
     totals = []
     complete = True
     try:
@@ -90,9 +115,9 @@ def evaluate_perplexity(
                 max_chars=bilm.config.char_cnn.max_characters_per_token, reverse=backward,
                 tokenize=tokenizer.units,
             )  # fmt: skip
-            batches = batcher if progress is False else _progress(batcher, backward)
+            bar.set_postfix(direction="backward" if backward else "forward")
             nll, count, state = 0.0, 0, None
-            for index, batch in enumerate(batches):
+            for index, batch in enumerate(batcher):
                 if max_batches is not None and index >= max_batches:
                     complete = False
                     break
@@ -102,13 +127,17 @@ def evaluate_perplexity(
                 hidden = output.layers[-1][mask].float()  # (N, D)
                 nll += float(bilm.softmax.nll(hidden, batch.next_token_ids.to(device)[mask]).sum())
                 count += int(mask.sum())
+                bar.update(int(mask.sum()))
             totals.append((nll, count))
     finally:
+        bar.close()
         bilm.train(was_training)
     (forward_nll, tokens), (backward_nll, _) = totals
     if tokens <= 0:
         raise ValueError("no tokens were scored: the text is empty")
-    words = count_words(open_lines(lines), tokenizer) if complete else None
+    words = None
+    if complete:
+        words = counted.words if counted else count_words(open_lines(lines), tokenizer)
     return Perplexity(
         perplexity(forward_nll, tokens),
         perplexity(totals[1][0], totals[1][1]),
@@ -118,8 +147,3 @@ def evaluate_perplexity(
         words,
     )
 
-
-def _progress(batcher, backward: bool):
-    from tqdm import tqdm
-
-    return tqdm(batcher, desc="backward LM" if backward else "forward LM", unit="batch")

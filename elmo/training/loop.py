@@ -15,6 +15,7 @@ from torch import nn
 
 from elmo.config import TrainerConfig
 from elmo.data.stream import Batch, LMBatcher
+from elmo.progress import progress
 from elmo.training.objective import ObjectiveOutput
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,9 @@ def fit(
         checkpoint: saves a training checkpoint; called every ``checkpoint_every`` steps and
             at the end.
     """
-    from tqdm import tqdm
-
     iterators = [iter(b) for b in batchers]
-    bar = tqdm(total=config.max_steps, initial=run.step, unit="step", disable=not show_progress,
-               desc="training", dynamic_ncols=True)  # fmt: skip
+    bar = progress(total=config.max_steps, initial=run.step, desc="training", unit="steps",
+                   enabled=show_progress)  # fmt: skip
     tokens_seen, started, eval_seconds = 0, time.perf_counter(), 0.0
     try:
         while run.step < config.max_steps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from progress_log import log_every_update, progress_lines
 
 from elmo.cli import main
 from elmo.pretrained import save_pretrained
@@ -26,7 +27,10 @@ def test_substitutes_prints_a_table(capsys, model_dir):
     assert lines[6].startswith("the marked word 'bank': rank ")
 
 
-def test_neighbours_prints_the_query_occurrence_first(capsys, model_dir, corpus_file, tmp_path):
+def test_neighbours_prints_the_query_occurrence_first(
+    capsys, model_dir, corpus_file, tmp_path, monkeypatch, caplog
+):
+    log_every_update(monkeypatch, caplog)
     args = [
         "neighbours",
         "--model",
@@ -39,15 +43,16 @@ def test_neighbours_prints_the_query_occurrence_first(capsys, model_dir, corpus_
         "--cache-dir",
         str(tmp_path / "c"),
     ]
-    code, out, err = _run(capsys, *args)
+    code, out, _ = _run(capsys, *args)
     assert code == 0
     lines = out.splitlines()
     assert lines[1].split() == ["rank", "cosine", "word", "line", "context"]
     assert lines[2].split()[:4] == ["1", "1.000", "bank", "2"]
     assert "We sat on the [bank] of the river ." in lines[2]
-    assert len(lines) == 5 and "indexing corpus" in err
-    code, out_again, err = _run(capsys, *args)  # from the cache: same table, no progress bar
-    assert code == 0 and out_again == out and "indexing corpus" not in err
+    assert len(lines) == 5 and progress_lines(caplog, "indexing corpus")
+    caplog.clear()
+    code, out_again, _ = _run(capsys, *args)  # from the cache: same table, no progress
+    assert code == 0 and out_again == out and not progress_lines(caplog, "indexing corpus")
 
 
 def test_senses_writes_the_png_and_csv(capsys, model_dir, corpus_file, tmp_path):

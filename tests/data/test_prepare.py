@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from progress_log import log_every_update, progress_lines
 from sentencepiece_text import corpus_lines
 
 from elmo.config import DataConfig, TokenizerConfig
@@ -108,3 +109,26 @@ def test_a_torn_vocabulary_a_resume_needs_is_an_error_saying_what_to_delete(tmp_
     saved.write_text(saved.read_text().rsplit("\t", 1)[0] + "\t")  # cut inside the last count
     with pytest.raises(ModelFileError, match=rf"vocab\.txt:\d+: .*; delete {re.escape(str(saved))} to build"):
         prepare_vocabulary(DataConfig(), text, saved, Tokenizer(TokenizerConfig()), True, Barrier())
+
+
+def test_the_passes_over_the_training_text_report_progress(tmp_path, monkeypatch, caplog):
+    log_every_update(monkeypatch, caplog)
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(corpus_lines()) + "\n", encoding="utf-8")
+    lines = len(corpus_lines())
+    words = prepare_vocabulary(DataConfig(), str(train), tmp_path / "vocab.txt", Tokenizer(
+        TokenizerConfig()), True, Barrier())  # fmt: skip
+    assert len(words) > 3
+    assert progress_lines(caplog, "counting the words")[-1].startswith(
+        f"counting the words: {lines}/{lines} lines (100%)"
+    )
+    settings = TokenizerConfig(kind="sentencepiece", vocab_size=360, character_coverage=1.0)
+    pieces = prepare_tokenizer(settings, str(train), tmp_path / "sp.model", True, Barrier())
+    assert progress_lines(caplog, "reading the text for sentencepiece")[-1].startswith(
+        f"reading the text for sentencepiece: {lines}/{lines} lines (100%)"
+    )
+    assert progress_lines(caplog, "training the sentencepiece model: done in ")
+    prepare_vocabulary(DataConfig(), str(train), tmp_path / "pieces.txt", pieces, True, Barrier())
+    assert progress_lines(caplog, "counting the pieces")[-1].startswith(
+        f"counting the pieces: {lines}/{lines} lines (100%)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from progress_log import log_every_update, progress_lines
 
 from elmo.embedder import ElmoEmbedder
 from elmo.tasks.features import sentence_features, target_features, token_features, type_vectors
@@ -45,3 +46,13 @@ def test_features_need_a_stateless_embedder_and_real_sentences(tiny_bilm):
         token_features(ElmoEmbedder(tiny_bilm, stateful=True), SENTENCES)
     with pytest.raises(ValueError, match="sentence 1 has no tokens"):
         token_features(ElmoEmbedder(tiny_bilm), [["a"], []])
+
+
+def test_embedding_reports_progress_in_sentences(tiny_bilm, monkeypatch, caplog):
+    log_every_update(monkeypatch, caplog)
+    token_features(ElmoEmbedder(tiny_bilm, batch_size=3), SENTENCES, "model train")
+    assert progress_lines(caplog, "embedding model train") == [
+        "embedding model train: 3/4 sentences (75%), 1 min 00 s, 0.05 sentences/s, about "
+        + "20 s left",
+        "embedding model train: 4/4 sentences (100%), 2 min 00 s, 0.0333 sentences/s",
+    ]

@@ -7,8 +7,10 @@ import math
 
 import pytest
 import torch
+from progress_log import log_every_update, progress_lines
 from sentencepiece_text import corpus_lines, small_tokenizer
 
+from elmo.data.tokenizer import word_tokenizer
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
 from elmo.training.evaluate import count_words, evaluate_perplexity
@@ -46,6 +48,25 @@ def test_a_partial_pass_has_no_per_word_perplexity(tiny_config):
     model = _model(tiny_config, vocab)
     result = evaluate_perplexity(model, lambda: TEXT, vocab, 2, 3, max_batches=1)
     assert result.word_ppl is None and result.words is None
+
+
+def test_progress_counts_both_directions_against_the_total(tiny_config, monkeypatch, caplog):
+    log_every_update(monkeypatch, caplog)
+    vocab = Vocabulary.build(TEXT)
+    model = _model(tiny_config, vocab)
+    result = evaluate_perplexity(model, lambda: TEXT, vocab, 4, 5, progress=True, desc="scoring")
+    lines = progress_lines(caplog, "scoring: ")
+    total = f"{2 * result.tokens:,}"
+    assert lines[0].startswith("scoring: ") and f"/{total} tokens (" in lines[0]
+    assert lines[-1].startswith(f"scoring: {total}/{total} tokens (100%)")
+    assert "direction=forward" in lines[0] and "direction=backward" in lines[-1]
+    assert result.words == count_words(TEXT, word_tokenizer())  # from the same pass
+
+    caplog.clear()
+    quick = evaluate_perplexity(model, lambda: TEXT, vocab, 2, 3, max_batches=2, progress=True,
+                                desc="quick")  # fmt: skip
+    last = progress_lines(caplog, "quick: ")[-1]
+    assert last.startswith(f"quick: {2 * quick.tokens} tokens, ")  # no total: not counted first
 
 
 def test_count_words():

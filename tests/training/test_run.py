@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
+from progress_log import log_every_update, progress_lines
 from sentencepiece_text import corpus_lines
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig, TokenizerConfig, TrainConfig
@@ -113,6 +115,22 @@ def _words_run(tmp_path) -> TrainConfig:
     config.data.batch_size, config.data.unroll_steps = 2, 4
     config.trainer.max_steps, config.trainer.num_threads = 2, 1
     return config
+
+
+def test_the_final_scores_report_progress(tmp_path, monkeypatch, caplog):
+    """After the training bar, scoring valid and test is not silent (it can take minutes)."""
+    log_every_update(monkeypatch, caplog)
+    caplog.set_level(logging.INFO, logger="elmo.training.run")
+    config = _words_run(tmp_path)
+    config.data.valid = config.data.test = config.data.train
+    config.trainer.eval_every, config.trainer.eval_max_batches = 0, 1  # valid is scored again
+    metrics = run_training(config)
+    assert progress_lines(caplog, "training: ")[-1].startswith("training: 2/2 steps (100%)")
+    for split in ("valid", "test"):
+        total = f"{2 * metrics[split]['tokens']:,}"
+        assert f"scoring the {split} text {config.data.train}" in caplog.messages
+        lines = progress_lines(caplog, f"scoring {split}: ")
+        assert lines[-1].startswith(f"scoring {split}: {total}/{total} tokens (100%)")
 
 
 def test_a_torn_vocabulary_is_refused_on_resume_and_rebuilt_without_a_checkpoint(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+from elmo.tasks.datasets.source import DataFormatError, numbered_lines, require_some
 
 NUM_FIELDS = 10
 FORM, UPOS = 1, 3  # column indices
@@ -19,7 +19,7 @@ FORM, UPOS = 1, 3  # column indices
 
 class TaggedSentence(NamedTuple):
     tokens: list[str]
-    tags: list[str]  # one UPOS tag per token
+    tags: list[str]  # one tag per token: UPOS here, chunk tags in conll2000.py
 
 
 def read_conllu(path: str | os.PathLike) -> list[TaggedSentence]:
@@ -28,6 +28,7 @@ def read_conllu(path: str | os.PathLike) -> list[TaggedSentence]:
     Raises:
         DataFormatError: a token line without 10 fields, an ID that is not ``n``, ``n-m`` or
             ``n.k``, an empty form or tag, or word IDs that do not count 1, 2, 3, ...
+        InputFileError: a missing, empty or not UTF-8 file, or one without a sentence.
     """
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
@@ -59,15 +60,15 @@ def read_conllu(path: str | os.PathLike) -> list[TaggedSentence]:
         tags.append(fields[UPOS])
     if tokens:  # a file without its final blank line
         sentences.append(TaggedSentence(tokens, tags))
-    return sentences
+    return require_some(sentences, path, "sentences")
 
 
 def _is_word_id(token_id: str, path: str | os.PathLike, number: int) -> bool:
     """True for a word ID (``7``), False for a multiword range (``3-4``) or empty node (``8.1``)."""
-    if token_id.isdigit():
+    if token_id.isdecimal():  # not isdigit: int() refuses "²"
         return True
     for separator in ("-", "."):
         parts = token_id.split(separator)
-        if len(parts) == 2 and all(part.isdigit() for part in parts):
+        if len(parts) == 2 and all(part.isdecimal() for part in parts):
             return False
     raise DataFormatError(path, number, f"bad token ID {token_id!r} (expected n, n-m or n.k)")
