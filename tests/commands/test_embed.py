@@ -217,9 +217,9 @@ def test_a_transformer_directory_writes_all_its_layers(tmp_path, tiny_transforme
     assert main(["embed", str(source), str(out), "--all", "--model", str(model)]) == 0
     got, _ = _read(out)
     assert [array.shape for array in got] == [(4, len(line.split()), 16) for line in SENTENCES]
+    capsys.readouterr()  # the first run's progress
     code = main(["embed", str(source), str(tmp_path / "s.hdf5"), "--all", "--model", str(model),
                  "--stateful"])  # fmt: skip
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(error) == 1 and "carries no state" in error[0]
     assert not (tmp_path / "s.hdf5").exists()
-    capsys.readouterr()  # the first run's progress
