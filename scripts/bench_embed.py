@@ -1,7 +1,10 @@
 """Inference throughput of ``ElmoEmbedder`` on WikiText-2 sentences, against the matmul peak.
 
-For each model shape (random weights written in the published format), batch size, token cache
-on/off and recurrence kernel (``elmo.kernels``: exact, fused), a fresh child process embeds the first N sentences of
+For each model shape (random weights written in the published format; a Transformer shape such as
+``transformer_small``, which that format cannot hold, as our directory), batch size, token cache
+on/off and recurrence kernel (``elmo.kernels``: exact, fused; a Transformer has none, so its rows
+run once, kernel "-"; it matches configs/model/small.yaml, while the "small" rows here are the
+published small shape), a fresh child process embeds the first N sentences of
 WikiText-2 valid ``--repeats`` times, each time with a new embedder (an empty cache), after one
 warm-up batch. It reports the median tokens/s and sentences/s, the child's peak RSS, the model's
 forward FLOPs per token, the achieved model-FLOP rate and its fraction of the fp32 matmul peak
@@ -14,6 +17,7 @@ tokens, not the ``<S>``/``</S>`` the biLM adds.
 
     flock /work/cpu.lock python scripts/bench_embed.py --threads 2            # the full table
     python scripts/bench_embed.py --shapes published_small --batch-sizes 64 --sentences 200 --json
+    python scripts/bench_embed.py --shapes small,transformer_small --batch-sizes 32 --cache on
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "wiki.valid.tokens"
 SHAPES = {"small": "published_small", "medium": "medium", "original": "original"}
+NO_KERNEL = "-"  # the kernel column of a contextualiser without a recurrence (a Transformer)
 
 
 def load_sentences(path: Path, count: int) -> list[list[str]]:
@@ -71,17 +76,23 @@ def run_child(spec: dict) -> dict:
     import torch
 
     from elmo.embedder import ElmoEmbedder
-    from elmo.published import load_published
 
     torch.set_num_threads(spec["threads"])
-    bilm = load_published(spec["options"], spec["weights"])
+    if "model" in spec:  # our directory (a Transformer)
+        from elmo.pretrained import load_bilm
+
+        bilm = load_bilm(model=spec["model"])
+    else:  # the published format, which every tree of this code reads (--baseline)
+        from elmo.published import load_published
+
+        bilm = load_published(spec["options"], spec["weights"])
     sentences = load_sentences(Path(spec["text"]), spec["sentences"])
     tokens = sum(len(s) for s in sentences)
     options = {"batch_size": spec["batch_size"]}
     options["cache_size"] = 50_000 if spec["cache"] else 0
     if spec["baseline"]:  # the code from before the kernels took a fast flag instead
         options["fast"] = spec["kernel"] == "fused"
-    else:
+    elif spec["kernel"] != NO_KERNEL:
         options["kernel"] = spec["kernel"]
     ElmoEmbedder(bilm, **options).embed_sentences(sentences[: spec["batch_size"]])  # warm-up
     seconds, hit_rate = [], 0.0
@@ -107,7 +118,9 @@ def run_child(spec: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default="small,medium,original", help="small, medium, original")
+    parser.add_argument("--shapes", default="small,transformer_small,medium,original",
+                        help="small, medium, original, or a configs/model/ name "
+                        "(transformer_small, ...)")  # fmt: skip
     parser.add_argument("--batch-sizes", default="1,32,64")
     parser.add_argument("--cache", default="off,on", help="off, on or both (off,on)")
     parser.add_argument("--modes", default="exact", help="recurrence kernels (elmo.kernels): exact, fused")
@@ -126,7 +139,6 @@ def main() -> None:
     import torch
 
     from elmo.flops import forward_flops_per_token, measure_matmul_peak
-    from elmo.published import write_random_published
 
     torch.set_num_threads(args.threads)
     scale = {k: float(v) for k, v in (item.split("=") for item in args.scale.split(","))}
@@ -141,15 +153,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for shape in args.shapes.split(","):
             config = shape_config(shape)
-            options, weights = write_random_published(config, Path(folder) / shape, seed=0)
+            files = write_random_model(config, Path(folder) / shape)
             flops = forward_flops_per_token(config)
+            modes = args.modes.split(",") if config.contextualizer == "lstm" else [NO_KERNEL]
             rows = itertools.product(
-                [int(b) for b in args.batch_sizes.split(",")], args.cache.split(","), args.modes.split(",")
+                [int(b) for b in args.batch_sizes.split(",")], args.cache.split(","), modes
             )
             for batch_size, cache, mode in rows:
                 count = args.sentences * scale.get(shape, 1.0) * (scale["batch1"] if batch_size == 1 else 1)
                 spec = {
-                    "options": str(options), "weights": str(weights), "text": str(args.text),
+                    **files, "text": str(args.text),
                     "sentences": max(int(count), 1), "batch_size": batch_size, "cache": cache == "on",
                     "kernel": mode, "repeats": args.repeats, "threads": args.threads,
                     "baseline": args.baseline is not None,
@@ -164,6 +177,25 @@ def main() -> None:
                     "fraction_of_peak": achieved / peak, "limit_tokens_per_s": peak * 1e9 / flops,
                 }  # fmt: skip
                 print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+
+
+def write_random_model(config, folder: Path) -> dict[str, str]:
+    """A randomly initialised model of ``config`` (seed 0) in ``folder``: the published format for
+    an LSTM ({"options", "weights"}), our directory for another contextualiser ({"model"})."""
+    from elmo.published import write_random_published
+
+    if config.contextualizer == "lstm":
+        options, weights = write_random_published(config, folder, seed=0)
+        return {"options": str(options), "weights": str(weights)}
+    import dataclasses
+
+    import torch
+
+    from elmo.model import BiLM
+    from elmo.pretrained import save_pretrained
+
+    torch.manual_seed(0)
+    return {"model": str(save_pretrained(BiLM(dataclasses.replace(config, vocab_size=0)), folder))}
 
 
 def add_run_options(parser: argparse.ArgumentParser, text: Path, baseline_help: str) -> None:

@@ -1,23 +1,26 @@
 """Training throughput of the biLM on WikiText-2, against the matmul peak.
 
-For each model shape and recurrence kernel (``elmo.kernels``: exact, fused), a fresh child process builds the model with
-the shape's softmax over WikiText-2's training vocabulary, takes ``--warmup`` optimizer steps,
-then times ``--steps`` more (``elmo.training.loop.train_step``: a forward and a backward window,
-backpropagation, gradient clipping, the optimizer). It reports the median step's tokens/s (both
-directions' real tokens), the child's peak RSS, the model's training FLOPs per token (forward +
-backward of the character CNN, one LSTM stack and the softmax; ``elmo.flops``), and the achieved
-FLOP rate as a fraction of the matmul peak measured in the same run (fp32 on CPU; bf16 on CUDA,
-where the steps run under bf16 autocast).
+For each model shape (tiny, small: the published small shape, medium, or any configs/model/ name,
+such as transformer_small, which matches configs/model/small.yaml) and recurrence kernel
+(``elmo.kernels``: exact, fused; a Transformer shape has none and runs once, kernel "-"), a fresh
+child process builds the model with the shape's softmax over WikiText-2's training vocabulary,
+takes ``--warmup`` optimizer steps, then times ``--steps`` more (``elmo.training.loop.train_step``:
+a forward and a backward window, backpropagation, gradient clipping, the optimizer). It reports
+the median step's tokens/s (both directions' real tokens), the child's peak RSS, the model's
+training FLOPs per token (forward + backward of the character CNN, one direction's LSTM or
+Transformer stack and the softmax; ``elmo.flops``), and the achieved FLOP rate as a fraction of
+the matmul peak measured in the same run (fp32 on CPU; bf16 on CUDA, where the steps run under
+bf16 autocast).
 
     flock /work/cpu.lock python scripts/bench_train.py --threads 2
     python scripts/bench_train.py --shapes tiny --steps 5 --json
+    python scripts/bench_train.py --shapes small,transformer_small --modes exact
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import os
 import resource
@@ -29,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_embed import (
+    NO_KERNEL,
     _cpu_model,
     add_run_options,
     child_environment,
@@ -61,7 +65,7 @@ def run_child(spec: dict) -> dict:
         vocab = Vocabulary.build(lines)
     config = dataclasses.replace(shape_config(spec["shape"]), vocab_size=len(vocab))
     bilm = BiLM(config).to(device).train()
-    if not spec.get("baseline"):  # code from before the kernels had a fast flag instead
+    if not spec.get("baseline") and spec["kernel"] != NO_KERNEL:  # (before kernels: a fast flag)
         bilm.kernel = spec["kernel"]
     objective = LMObjective(bilm)
     trainer = TrainerConfig(max_steps=10**6)
@@ -102,7 +106,8 @@ def _synchronize(device) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default="tiny,small,medium", help="tiny, small, medium, ...")
+    parser.add_argument("--shapes", default="tiny,small,transformer_small,medium",
+                        help="configs/model/ names: tiny, small, transformer_small, medium, ...")
     parser.add_argument("--modes", default="exact,fused", help="recurrence kernels (elmo.kernels)")
     parser.add_argument("--batch-size", type=int, default=32, help="B, streams per direction")
     parser.add_argument("--unroll-steps", type=int, default=20, help="T, tokens per window")
@@ -131,7 +136,12 @@ def main() -> None:
     }  # fmt: skip
     print(json.dumps(header) if args.json else _markdown_header(header), flush=True)
     env = child_environment(args.threads, args.baseline)
-    for shape, mode in itertools.product(args.shapes.split(","), args.modes.split(",")):
+    shapes = {shape: shape_config(shape) for shape in args.shapes.split(",")}
+    runs = [
+        (shape, mode) for shape, config in shapes.items()
+        for mode in (args.modes.split(",") if config.contextualizer == "lstm" else [NO_KERNEL])
+    ]  # fmt: skip
+    for shape, mode in runs:
         spec = {
             "shape": shape, "kernel": mode, "device": device, "text": str(args.text),
             "baseline": args.baseline is not None,
@@ -140,7 +150,7 @@ def main() -> None:
         }  # fmt: skip
         result = run_in_child(__file__, spec, env)
         flops = training_flops_per_token(
-            dataclasses.replace(shape_config(shape), vocab_size=result["vocab_size"])
+            dataclasses.replace(shapes[shape], vocab_size=result["vocab_size"])
         )
         achieved = flops * result["tokens_per_s"] / 1e9
         row = {
