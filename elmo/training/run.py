@@ -85,7 +85,8 @@ def run_training(config: TrainConfig) -> dict:
             return {}
         result = evaluate_perplexity(bilm, valid_path, vocab, config.data.eval_batch_size,
                                      config.data.unroll_steps, config.trainer.eval_max_batches,
-                                     tokenizer=tokenizer)  # fmt: skip
+                                     progress=True, tokenizer=tokenizer,
+                                     desc=f"validation at step {run.step}")  # fmt: skip
         if config.trainer.eval_max_batches is None:
             scored[run.step] = result
         return {f"valid_{k}": v for k, v in result.as_dict().items() if v is not None}
@@ -205,9 +206,11 @@ def _final_metrics(
         if split == "valid" and valid_scored is not None:
             result = valid_scored
         else:
-            result = evaluate_perplexity(bilm, resolve_data_path(path), vocab,
-                                         config.data.eval_batch_size, config.data.unroll_steps,
-                                         tokenizer=tokenizer)  # fmt: skip
+            path = resolve_data_path(path)
+            log.info("scoring the %s text %s", split, path)
+            result = evaluate_perplexity(bilm, path, vocab, config.data.eval_batch_size,
+                                         config.data.unroll_steps, progress=True,
+                                         tokenizer=tokenizer, desc=f"scoring {split}")  # fmt: skip
         metrics[split] = result.as_dict()
         log.info("%s perplexity: %s", split, json.dumps(result.as_dict()))
     return metrics
