@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+from elmo.tasks.datasets.source import DataFormatError, numbered_lines, require_some
 
 HEADER = ["sentence", "label"]
 
@@ -23,8 +23,9 @@ def read_sst2(path: str | os.PathLike) -> list[SentimentExample]:
     """The labelled sentences of an SST-2 train or dev file.
 
     Raises:
-        DataFormatError: a missing header, a line without exactly one tab, an empty sentence or a
-            label other than 0/1.
+        InputFileError: a missing header, a blank line, a line without exactly one tab, an empty
+            sentence or a label other than 0/1 (``DataFormatError``, naming file and line); no
+            example at all.
     """
     examples = []
     for number, line in numbered_lines(path):
@@ -36,7 +37,7 @@ def read_sst2(path: str | os.PathLike) -> list[SentimentExample]:
                 )
             continue
         if not line.strip():
-            continue
+            raise DataFormatError(path, number, "blank line (each line is 'sentence<TAB>label')")
         if len(fields) != 2:
             raise DataFormatError(path, number, f"expected 'sentence<TAB>label', got {line!r}")
         tokens, label = fields[0].split(), fields[1].strip()
@@ -45,4 +46,4 @@ def read_sst2(path: str | os.PathLike) -> list[SentimentExample]:
         if not tokens:
             raise DataFormatError(path, number, "empty sentence")
         examples.append(SentimentExample(tokens, int(label)))
-    return examples
+    return require_some(examples, path, "examples after the header")

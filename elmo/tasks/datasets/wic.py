@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+from elmo.tasks.datasets.source import DataFormatError, numbered_lines, require_some
 
 LABELS = {"T": 1, "F": 0}
 
@@ -34,8 +34,10 @@ def read_wic(
     Raises:
         DataFormatError: a line without 5 fields, bad indices, an index past the sentence's end,
             a gold label other than T/F, or gold and data files of different lengths.
+        InputFileError: a missing, empty or not UTF-8 file.
     """
     examples = [_parse(line, data_path, number) for number, line in numbered_lines(data_path)]
+    require_some(examples, data_path, "pairs")
     if gold_path is None:
         return examples
     labels = []
@@ -51,6 +53,8 @@ def read_wic(
 
 
 def _parse(line: str, path: str | os.PathLike, number: int) -> WicExample:
+    if not line.strip():
+        raise DataFormatError(path, number, "blank line (each line is a pair: 5 tab-separated fields)")
     fields = line.split("\t")
     if len(fields) != 5:
         raise DataFormatError(
@@ -58,7 +62,7 @@ def _parse(line: str, path: str | os.PathLike, number: int) -> WicExample:
         )
     word, part_of_speech, indices, text1, text2 = fields
     parts = indices.split("-")
-    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+    if len(parts) != 2 or not all(part.isdecimal() for part in parts):
         raise DataFormatError(path, number, f"expected target indices i1-i2, got {indices!r}")
     index1, index2 = int(parts[0]), int(parts[1])
     sentence1, sentence2 = text1.split(), text2.split()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+from elmo.tasks.datasets.source import DataFormatError, numbered_lines, require_some
 
 
 class WordPair(NamedTuple):
@@ -22,6 +22,7 @@ def read_word_pairs(path: str | os.PathLike) -> list[WordPair]:
 
     Raises:
         DataFormatError: a line that is not two words and a number.
+        InputFileError: a missing, empty or not UTF-8 file, or one without a pair.
     """
     pairs = []
     for number, line in numbered_lines(path):
@@ -35,4 +36,4 @@ def read_word_pairs(path: str | os.PathLike) -> list[WordPair]:
         except ValueError:
             raise DataFormatError(path, number, f"score {fields[2]!r} is not a number") from None
         pairs.append(WordPair(fields[0], fields[1], score))
-    return pairs
+    return require_some(pairs, path, "word pairs")

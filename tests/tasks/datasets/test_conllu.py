@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from shared_data import shared_path
 
+from elmo.files import InputFileError
 from elmo.tasks.datasets.conllu import read_conllu
 from elmo.tasks.datasets.source import DataFormatError
 
@@ -50,6 +51,11 @@ def test_a_malformed_line_is_named_by_file_and_line(write_file, bad_line, messag
         read_conllu(path)
     assert str(error.value).startswith(f"{path}:3: ")
     assert error.value.line_number == 3
+
+
+def test_a_file_without_sentences_is_named(write_file):
+    with pytest.raises(InputFileError, match=r"c\.conllu: no sentences in the file"):
+        read_conllu(write_file("c.conllu", ["# sent_id = 1", "# text = nothing", ""]))
 
 
 def test_the_shared_ewt_dev_file_has_the_readme_counts():

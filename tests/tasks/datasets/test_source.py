@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from elmo.tasks.datasets.source import numbered_lines, split_file, subsample
+from elmo.files import InputFileError
+from elmo.tasks.datasets.source import numbered_lines, require_some, split_file, subsample
 
 
 def test_a_missing_split_names_task_split_and_path(tmp_path):
@@ -18,6 +19,31 @@ def test_numbered_lines_strip_line_endings(tmp_path):
     path = tmp_path / "f.txt"
     path.write_bytes(b"a\r\nb\n\nc")
     assert list(numbered_lines(path)) == [(1, "a"), (2, "b"), (3, ""), (4, "c")]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: None, r"f\.txt: no such file"),
+        (lambda path: path.mkdir(), r"f\.txt: is a directory, not a text file"),
+        (lambda path: path.write_bytes(b""), r"f\.txt: the file is empty"),
+        (
+            lambda path: path.write_bytes(b"fine\nnot \xe9 UTF-8\n"),
+            r"f\.txt:2: invalid UTF-8 \(byte 0xe9 at column 5\)",
+        ),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_named(tmp_path, make, message):
+    path = tmp_path / "f.txt"
+    make(path)
+    with pytest.raises(InputFileError, match=message):
+        list(numbered_lines(path))
+
+
+def test_require_some_names_the_file_without_records(tmp_path):
+    assert require_some([1], tmp_path / "f.txt", "pairs") == [1]
+    with pytest.raises(InputFileError, match=r"f\.txt: no pairs in the file"):
+        require_some([], tmp_path / "f.txt", "pairs")
 
 
 def test_subsample_is_seeded_and_keeps_file_order():

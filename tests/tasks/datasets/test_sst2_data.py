@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from shared_data import shared_path
 
+from elmo.files import InputFileError
 from elmo.tasks.datasets.source import DataFormatError
 from elmo.tasks.datasets.sst2 import SentimentExample, read_sst2
 
@@ -24,6 +25,8 @@ def test_reads_tokens_and_labels(write_file):
         (["sentence\tlabel", "good\t1", "no label here"], 3, "expected 'sentence<TAB>label'"),
         (["sentence\tlabel", "good\t2"], 2, "label must be 0 or 1, got '2'"),
         (["sentence\tlabel", " \t1"], 2, "empty sentence"),
+        (["sentence\tlabel", "good\t1", "", "bad\t0"], 3, "blank line"),
+        (["sentence\tlabel", "good\t1", "  "], 3, "blank line"),
     ],
 )
 def test_a_malformed_line_is_named(write_file, lines, line_number, message):
@@ -31,6 +34,14 @@ def test_a_malformed_line_is_named(write_file, lines, line_number, message):
     with pytest.raises(DataFormatError, match=message) as error:
         read_sst2(path)
     assert str(error.value).startswith(f"{path}:{line_number}: ")
+
+
+def test_a_header_alone_or_an_empty_file_is_named(write_file, tmp_path):
+    with pytest.raises(InputFileError, match=r"t\.tsv: no examples after the header"):
+        read_sst2(write_file("t.tsv", ["sentence\tlabel"]))
+    (tmp_path / "e.tsv").write_bytes(b"")
+    with pytest.raises(InputFileError, match=r"e\.tsv: the file is empty"):
+        read_sst2(tmp_path / "e.tsv")
 
 
 def test_the_shared_dev_file_has_the_readme_counts():

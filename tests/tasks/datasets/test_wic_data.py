@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from shared_data import shared_path
 
+from elmo.files import InputFileError
 from elmo.tasks.datasets.source import DataFormatError
 from elmo.tasks.datasets.wic import read_wic
 
@@ -32,6 +33,7 @@ def test_labels_are_optional(write_file):
         ("bank\tN\t3-1\tonly four fields", "expected 5 tab-separated fields, got 4"),
         ("bank\tN\t3\ta b c bank\tbank", "expected target indices i1-i2, got '3'"),
         ("bank\tN\t9-0\ta bank\tbank", "target index 9 is past the end of sentence 1"),
+        ("", "blank line"),
     ],
 )
 def test_a_malformed_data_line_is_named(write_file, bad, message):
@@ -47,6 +49,13 @@ def test_bad_or_missing_gold_labels(write_file):
         read_wic(data, write_file("g.txt", ["T", "yes"]))
     with pytest.raises(DataFormatError, match="1 labels for 2 pairs"):
         read_wic(data, write_file("g.txt", ["T"]))
+
+
+def test_a_file_without_pairs_is_named(write_file):
+    with pytest.raises(InputFileError, match=r"d\.txt:1: blank line"):
+        read_wic(write_file("d.txt", [""]))
+    with pytest.raises(InputFileError, match=r"d\.txt: the file is empty"):
+        read_wic(write_file("d.txt", [], final_newline=False))
 
 
 def test_the_shared_dev_split_reads_whole_and_balanced():

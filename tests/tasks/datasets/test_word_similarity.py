@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from shared_data import shared_path
 
+from elmo.files import InputFileError
 from elmo.tasks.datasets.source import DataFormatError
 from elmo.tasks.datasets.word_similarity import WordPair, read_word_pairs
 
@@ -27,6 +28,11 @@ def test_a_malformed_line_is_named(write_file, bad, message):
     with pytest.raises(DataFormatError, match=message) as error:
         read_word_pairs(path)
     assert str(error.value).startswith(f"{path}:2: ")
+
+
+def test_a_file_of_comments_alone_is_named(write_file):
+    with pytest.raises(InputFileError, match=r"pairs\.txt: no word pairs in the file"):
+        read_word_pairs(write_file("pairs.txt", ["# word1 word2 score", ""]))
 
 
 def test_every_shared_benchmark_reads_with_its_readme_count():
