@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -26,9 +27,11 @@ from elmo.modules.pooling import pool_pieces
 from elmo.modules.scalar_mix import ScalarMix
 from elmo.modules.sequence import remove_sentence_boundaries
 from elmo.modules.token_cache import TokenVectorCache
+from elmo.progress import progress as progress_bar
 
 Sentence = str | Sequence[str]  # a whitespace-tokenized string or a list of tokens
 UNITS = ("words", "pieces")
+Kept = TypeVar("Kept")  # what ``stream_sentences`` keeps of a sentence's layers
 
 
 class EmbedderOutput(NamedTuple):
@@ -198,8 +201,9 @@ class ElmoEmbedder:
     ) -> list[torch.Tensor | np.ndarray]:
         """Vectors of many sentences, returned in input order.
 
-        Stateless embedders batch sentences of similar length together (less padding); stateful
-        ones keep the input order, since each batch row continues the row before it.
+        Stateless embedders batch sentences of similar length together (``stream_sentences``,
+        one window over all the sentences); stateful ones keep the input order, since each batch
+        row continues the row before it.
 
         Args:
             sentences: strings (split on whitespace) or token lists.
@@ -208,29 +212,77 @@ class ElmoEmbedder:
                 a tuple of L weights -> their normalised weighted sum (n, 2D)
                 (``elmo.layer_choice``).
             numpy: return numpy arrays instead of CPU tensors.
-            progress: show a progress bar (stderr).
+            progress: report progress on stderr (``elmo.progress``).
 
         Returns:
             One array per sentence, n = its number of tokens.
         """
         output = check_choice(output, self.num_layers, name="output")
-        tokens = [tokenize(s) for s in sentences]
+        results = []
+        with progress_bar(total=len(sentences), desc="embedding", unit="sentences",
+                          enabled=progress) as bar:  # fmt: skip
+            for layers in self.stream_sentences(sentences, on_batch=bar.update):
+                vectors = select(layers, output)
+                results.append(vectors.numpy() if numpy else vectors)
+        return results
+
+    def stream_sentences(
+        self,
+        sentences: Iterable[Sentence],
+        window: int | None = None,
+        on_batch: Callable[[int], object] | None = None,
+        keep: Callable[[torch.Tensor], Kept] | None = None,
+    ) -> Iterator[torch.Tensor | Kept]:
+        """All layers (L, n, 2D) of each sentence, on the CPU, yielded in input order.
+
+        A stateless embedder reads ``window`` batches' worth of sentences at a time and embeds
+        them longest first: batches of sentences of similar length keep their rows together to
+        the end, so more time steps run as one large product (``elmo.kernels``). The vectors are
+        then yielded in input order; memory holds one window's. A stateful embedder embeds
+        consecutive sentences, since each batch row continues the row before it.
+
+        Whether a sentence is embedded beside one set of sentences or another changes nothing
+        but float rounding (README, Exactness).
+
+        Args:
+            sentences: strings (split on whitespace) or token lists, read lazily.
+            window: batches per window (>= 1); None reads all the sentences first.
+            on_batch: called with each batch's number of sentences once it is embedded (a
+                progress bar's ``update``): the vectors themselves come a window later.
+            keep: what to hold and yield of each sentence's layers, taken as soon as its batch
+                is embedded, so that a window holds only that (e.g. one layer). It is given a
+                view (L, n, 2D) of the batch's CPU tensor and must return a copy. None: a copy
+                of all layers.
+        """
+        if window is not None and window < 1:
+            raise ValueError(f"window must be >= 1 batch, got {window}")
+        size = None if window is None else window * self.batch_size
+        tokens = (tokenize(sentence) for sentence in sentences)
+        while chunk := list(itertools.islice(tokens, size)):
+            yield from self._embed_window(chunk, on_batch, keep or torch.Tensor.clone)
+
+    def _embed_window(
+        self,
+        tokens: list[list[str]],
+        on_batch: Callable[[int], object] | None,
+        keep: Callable[[torch.Tensor], Kept],
+    ) -> list[Kept]:
+        """All layers (L, n, 2D) of each sentence of a window, in its order (see
+        ``stream_sentences``)."""
         order = list(range(len(tokens)))
         if not self.stateful:
-            order.sort(key=lambda i: -len(tokens[i]))
-        results: list[torch.Tensor | None] = [None] * len(tokens)
-        batches = range(0, len(order), self.batch_size)
-        if progress:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, unit="batch", desc="embedding")
-        for start in batches:
+            order.sort(key=lambda i: -len(tokens[i]))  # stable: equal lengths keep their order
+        results: list[Kept | None] = [None] * len(tokens)
+        for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = self.embed_batch([tokens[i] for i in rows])
+            layers = batch.layers.cpu()  # (L, B, T, 2D)
+            lengths = batch.mask.sum(dim=1).tolist()  # (B,) words, or pieces with units="pieces"
             for row, index in enumerate(rows):
-                n = int(batch.mask[row].sum())  # words, or pieces with units="pieces"
-                results[index] = select(batch.layers[:, row, :n].cpu(), output)
-        return [r.numpy() if numpy else r for r in results]
+                results[index] = keep(layers[:, row, : lengths[row]])  # from (L, n, 2D)
+            if on_batch is not None:
+                on_batch(len(rows))
+        return results
 
     def embed_sentence(
         self, sentence: Sentence, output: LayerChoice = "all", numpy: bool = False

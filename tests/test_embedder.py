@@ -26,6 +26,39 @@ def test_vectors_come_back_in_input_order(tiny_bilm):
         torch.testing.assert_close(vectors, alone, atol=1e-6, rtol=0)
 
 
+def _recording_batch_lengths(embedder: ElmoEmbedder) -> list[list[int]]:
+    """Record the sentence lengths of each batch ``embedder`` computes, in the order computed."""
+    seen, embed_batch = [], embedder.embed_batch
+    embedder.embed_batch = lambda batch: seen.append([len(s) for s in batch]) or embed_batch(batch)
+    return seen
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_a_stream_sorts_each_window_and_yields_in_input_order(tiny_bilm, stateful):
+    lengths = [1, 5, 2, 4, 3, 6, 2, 7, 1]  # windows of 2 batches of 2: 4 sentences
+    sentences = [["bank"] * n for n in lengths]
+    embedder = ElmoEmbedder(tiny_bilm, batch_size=2, stateful=stateful)
+    seen = _recording_batch_lengths(embedder)
+    counts = []
+    vectors = list(embedder.stream_sentences(iter(sentences), window=2, on_batch=counts.append))
+    assert [v.shape for v in vectors] == [(3, n, 16) for n in lengths]
+    if stateful:  # each row continues the row before it: consecutive sentences
+        assert seen == [[1, 5], [2, 4], [3, 6], [2, 7], [1]]
+    else:  # longest first within each window, never across one
+        assert seen == [[5, 4], [2, 1], [7, 6], [3, 2], [1]]
+        alone = ElmoEmbedder(tiny_bilm, batch_size=2).embed_sentences(sentences)
+        for streamed, expected in zip(vectors, alone):
+            torch.testing.assert_close(streamed, expected, atol=1e-6, rtol=0)
+    assert counts == [2, 2, 2, 2, 1]
+    top = list(embedder.stream_sentences(sentences, window=2, keep=lambda v: v[-1].clone()))
+    assert [v.shape for v in top] == [(n, 16) for n in lengths]  # only what ``keep`` keeps
+    if not stateful:
+        for kept, layers in zip(top, vectors):
+            assert torch.equal(kept, layers[-1])
+    with pytest.raises(ValueError, match="window"):
+        next(embedder.stream_sentences(sentences, window=0))
+
+
 def test_output_choices(tiny_bilm):
     embedder = ElmoEmbedder(tiny_bilm)
     layers = embedder.embed_sentence("the bank of the river")

@@ -6,24 +6,42 @@ sentencepiece one. The output holds one dataset per line, keyed by the line's in
 ``sentence_to_index`` (a JSON string mapping each sentence to its key). ``n`` counts the line's
 whitespace words (a sentencepiece model's word vectors are pooled from its pieces, ``--pooling``)
 or, with ``--pieces``, its pieces.
-Batches are consecutive lines in file order, as in ``allennlp elmo``, so ``--stateful`` with the
-same ``--batch-size`` reproduces the reference tools' outputs.
+The order of computation is free, the output's is not. By default (stateless) the command reads
+``WINDOW`` batches of lines at a time, embeds them longest first (``ElmoEmbedder.stream_sentences``:
+batches of similar lengths run faster) and writes them in file order, so memory holds one window.
+With ``--stateful`` each batch row continues the row before it, so batches are consecutive lines
+in file order, as in ``allennlp elmo``: with the same ``--batch-size`` it reproduces the reference
+tools' outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
+import numpy as np
 
 from elmo.commands import options
 from elmo.commands.inputs import read_sentence_lines
 from elmo.files import remove_leftover_temps, temp_path
 from elmo.layer_choice import select
+from elmo.progress import progress
+
+if TYPE_CHECKING:
+    import torch
+
+# Batches a stateless run reads, sorts by length and embeds together. On 2,000 WikiText-2
+# sentences in batches of 64, windows of 16 leave 987 LSTM steps of the 2,140 of file order (936
+# sorted all at once); on the original shape a step of 1-3 rows costs a quarter of one of 64
+# (docs/benchmarks.md, GEMMs by row count). A window's vectors wait in memory until written: for
+# 1,024 sentences (25,600 words) 75 MiB of --all vectors of the published small shape, 300 MiB of
+# the original (a third of that with --top or --average).
+WINDOW = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
     from elmo.embedder import ElmoEmbedder
     from elmo.pretrained import load_tokenizer
 
@@ -77,26 +93,26 @@ def run(args: argparse.Namespace) -> None:
                                 tokenizer=tokenizer, units="pieces" if args.pieces else "words",
                                 pooling=args.pooling, cache_size=args.cache_size,
                                 kernel=args.kernel)  # fmt: skip
-        with h5py.File(partial, "w") as fout, tqdm(
-            total=len(sentences), unit="sent", desc="embedding", file=sys.stderr
+        with h5py.File(partial, "w") as fout, progress(
+            total=len(sentences), desc="embedding", unit="sentences"
         ) as bar:
-            sentence_to_index = {}
-            for start in range(0, len(sentences), args.batch_size):
-                batch = sentences[start : start + args.batch_size]
-                embedded = embedder.embed_batch(batch)
-                layers = embedded.layers.cpu().numpy()  # (L, B, T, 2D); numpy maths, as allennlp
-                lengths = embedded.mask.sum(dim=1).tolist()  # (B,) words, or pieces with --pieces
-                for row, sentence in enumerate(batch):
-                    key = str(start + row)
-                    vectors = select(layers[:, row, : lengths[row]], args.output)
-                    fout.create_dataset(key, vectors.shape, dtype="float32", data=vectors)
-                    sentence_to_index[sentence] = key  # a repeated sentence maps to its last line
-                bar.update(len(batch))
+            stream = embedder.stream_sentences(sentences, window=WINDOW, on_batch=bar.update,
+                                               keep=functools.partial(_vectors, args.output))  # fmt: skip
+            for line, vectors in enumerate(stream):  # in file order
+                fout.create_dataset(str(line), vectors.shape, dtype="float32", data=vectors)
+            # a repeated sentence maps to its last line
+            sentence_to_index = {sentence: str(line) for line, sentence in enumerate(sentences)}
             index = fout.create_dataset("sentence_to_index", (1,), dtype=h5py.string_dtype())
             index[0] = json.dumps(sentence_to_index)
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _vectors(choice: str, layers: torch.Tensor) -> np.ndarray:
+    """(L, n, 2D), a view of a batch -> a copy of the vectors ``choice`` asks for, in numpy
+    arithmetic, as ``allennlp elmo`` computes them."""
+    return np.array(select(layers.numpy(), choice))
 
 
 def _check_output(output: Path, overwrite: bool) -> None:

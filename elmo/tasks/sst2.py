@@ -70,6 +70,9 @@ def evaluate(task: Sst2TaskConfig, data: Sst2Data, embedder: ElmoEmbedder, name:
     labels = {
         split: torch.tensor([e.label for e in getattr(data, split)]) for split in ("train", "dev")
     }
+    # Each representation's layer (None: the mix), checked against this model's layer count
+    # before any embedding work.
+    layers = {r: representation_layer(r, embedder.num_layers) for r in task.representations}
     # The pretrained biLM's layers: the cache of frozen mode, and (both modes) the statistics the
     # classifier standardises with.
     train_features = sentence_features(embedder, [e.tokens for e in data.train], f"{name} train")
@@ -82,7 +85,7 @@ def evaluate(task: Sst2TaskConfig, data: Sst2Data, embedder: ElmoEmbedder, name:
         classifier = SentenceClassifier(
             embedder.num_layers,
             embedder.dim,
-            representation_layer(representation, embedder.num_layers),
+            layers[representation],
             scale,
             task.encoder,
             task.encoder_hidden_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import h5py
@@ -13,6 +14,9 @@ from reference_elmo import ReferenceBiLM, write_random_published_model
 from shared_data import shared_path
 
 from elmo.cli import main
+from elmo.commands.embed import WINDOW
+from elmo.embedder import ElmoEmbedder
+from elmo.layer_choice import select
 
 SENTENCES = [
     "The river bank was flooded .",
@@ -92,6 +96,62 @@ def test_top_and_average_shapes(tmp_path, unseen_model, flag):
         expected = full[-1] if flag == "--top" else np.average(full, axis=0)  # allennlp elmo's
         assert picked.shape == (full.shape[1], 20)
         np.testing.assert_array_equal(picked, expected)  # bit for bit
+
+
+def _varied_lines(count: int, seed: int = 0) -> list[str]:
+    """``count`` lines of 1 to 30 words: sorting them by length regroups every batch."""
+    rng = random.Random(seed)
+    words = ["the", "river", "bank", "money", "naïve", "café", ",", ".", "東京", "a"]
+    return [" ".join(rng.choices(words, k=rng.randint(1, 30))) for _ in range(count)]
+
+
+def _consecutive_batches(embedder, lines: list[str], choice: str) -> list[np.ndarray]:
+    """What ``elmo embed`` wrote before windows: batches of consecutive lines, in file order."""
+    vectors = []
+    for start in range(0, len(lines), embedder.batch_size):
+        batch = embedder.embed_batch(lines[start : start + embedder.batch_size])
+        layers = batch.layers.numpy()  # (L, B, T, 2D)
+        for row, n in enumerate(batch.mask.sum(dim=1).tolist()):
+            vectors.append(select(layers[:, row, :n], choice))
+    return vectors
+
+
+@pytest.mark.parametrize("flag", ["--all", "--top", "--average"])
+def test_sorted_windows_write_each_line_its_own_vectors_in_file_order(tmp_path, unseen_model, flag):
+    """Stateless: each window is embedded longest first and written back in file order.
+
+    The vectors are, bit for bit, the API's (``stream_sentences``, the same windows), and those
+    of batches of consecutive lines up to float rounding only: the rows beside a sentence decide
+    how many rows share each of its LSTM products, and MKL rounds a product of 1-3 rows by its
+    row count (README, Exactness; the published shapes see 1e-7).
+    """
+    options, weights = unseen_model
+    lines = _varied_lines(2 * WINDOW * 3 + 5)  # batches of 3: two windows and part of a third
+    source, out = _write(tmp_path / "in.txt", lines), tmp_path / "out.hdf5"
+    assert main(["embed", str(source), str(out), flag, "--options-file", str(options),
+                 "--weight-file", str(weights), "--batch-size", "3"]) == 0  # fmt: skip
+    got, index = _read(out)
+    choice = flag.removeprefix("--")
+    embedder = ElmoEmbedder.from_published(options, weights, batch_size=3)
+    streamed = [select(v.numpy(), choice) for v in embedder.stream_sentences(lines, window=WINDOW)]
+    file_order = _consecutive_batches(embedder, lines, choice)
+    assert len(got) == len(streamed) == len(file_order) == len(lines)
+    for line, vectors in enumerate(got):
+        assert vectors.shape[-2] == len(lines[line].split())
+        np.testing.assert_array_equal(vectors, streamed[line], err_msg=f"line {line}")
+        np.testing.assert_allclose(vectors, file_order[line], atol=1e-5, rtol=0)
+    assert index == {line: str(i) for i, line in enumerate(lines)}  # a repeat: its last line
+
+
+def test_stateful_runs_embed_consecutive_lines(tmp_path, unseen_model):
+    options, weights = unseen_model
+    lines = _varied_lines(WINDOW * 3 + 7, seed=1)
+    source, out = _write(tmp_path / "in.txt", lines), tmp_path / "out.hdf5"
+    assert main(["embed", str(source), str(out), "--all", "--stateful", "--options-file",
+                 str(options), "--weight-file", str(weights), "--batch-size", "3"]) == 0  # fmt: skip
+    embedder = ElmoEmbedder.from_published(options, weights, batch_size=3, stateful=True)
+    for vectors, reference in zip(_read(out)[0], _consecutive_batches(embedder, lines, "all")):
+        np.testing.assert_array_equal(vectors, reference)
 
 
 def test_fast_and_uncached_options_agree_with_the_default(tmp_path, unseen_model):

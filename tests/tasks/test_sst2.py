@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from elmo.embedder import ElmoEmbedder
@@ -91,3 +92,17 @@ def test_gradual_unfreezing_reaches_the_top_layer_first(tiny_bilm):
         before, after, "char_cnn."
     )
     assert len(bilm_layer_groups(tiny_bilm)) == 3
+
+
+def test_a_layer_the_model_lacks_is_named_before_any_embedding(tiny_bilm, monkeypatch):
+    """The tiny biLM has layers 0..2: layer3 fails at once, not after embedding the train set."""
+    from elmo.tasks import sst2
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("embedded before checking the representations")
+
+    monkeypatch.setattr(sst2, "sentence_features", no_embedding)
+    examples = [SentimentExample(["good"], 1), SentimentExample(["bad"], 0)]
+    task = Sst2TaskConfig(representations=["mix", "layer3"])
+    with pytest.raises(ValueError, match="representation must be mix or layer0..layer2"):
+        sst2.evaluate(task, Sst2Data(examples, examples), ElmoEmbedder(tiny_bilm), "model")
