@@ -65,7 +65,15 @@ def run(args: argparse.Namespace) -> None:
         f"{index.corpus.path})"
     )
     rows = [
-        (str(i), f"{n.similarity:.3f}", n.word, str(n.line), n.context(args.width))
+        (str(i), f"{n.similarity:.3f}", n.word, str(n.line), _context(n, args.width))
         for i, n in enumerate(neighbours, start=1)
     ]
     print_table(["rank", "cosine", "word", "line", "context"], rows, right=(0, 1, 3))
+
+
+def _context(neighbour, width: int) -> str:
+    """The occurrence in its window, every token elided to the table's column width."""
+    from elmo.analysis.corpus import context_window
+    from elmo.commands.table import elide
+
+    return context_window([elide(t) for t in neighbour.tokens], neighbour.position, width)

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from elmo.analysis.corpus import context_window
     from elmo.analysis.senses import find_senses, plot_senses, write_senses_csv
-    from elmo.commands.table import print_table
+    from elmo.commands.table import elide, print_table
     from elmo.layer_choice import choice_name, parse_choice
     from elmo.pretrained import require_word_tokenizer
 
@@ -83,9 +83,8 @@ def run(args: argparse.Namespace) -> None:
     for cluster, central in enumerate(senses.representatives):
         occurrence = senses.occurrences[central]
         size = int((senses.labels == cluster).sum())
-        rows.append(
-            (str(cluster), str(size), context_window(occurrence.tokens, occurrence.position, 6))
-        )
+        tokens = [elide(token) for token in occurrence.tokens]  # one huge token: one long line
+        rows.append((str(cluster), str(size), context_window(tokens, occurrence.position, 6)))
     print_table(["cluster", "size", "most central occurrence"], rows, right=(0, 1))
     print(f"wrote {plot_senses(senses, args.out)}")
     if args.csv:

@@ -55,6 +55,25 @@ def test_neighbours_prints_the_query_occurrence_first(
     assert code == 0 and out_again == out and not progress_lines(caplog, "indexing corpus")
 
 
+def test_a_huge_token_is_elided_instead_of_widening_every_row(capsys, model_dir, corpus_file):
+    huge = "x" * 10_000
+    with corpus_file.open("a", encoding="utf-8") as handle:
+        handle.write(f"{huge} near the bank .\n{huge}\n")
+    code, out, _ = _run(capsys, "neighbours", "--model", str(model_dir), "--corpus",
+                        str(corpus_file), "the [bank]", "--top-k", "20", "--no-cache")  # fmt: skip
+    assert code == 0
+    table = out.splitlines()[1:]
+    assert len(table) == 1 + 20 and max(len(line) for line in table) < 200
+    assert "x" * 31 + "…" in out and huge not in out
+
+    code, out, _ = _run(capsys, "neighbours", "--model", str(model_dir), "--corpus",
+                        str(corpus_file), f"[{huge}]", "--top-k", "3", "--no-cache")  # fmt: skip
+    assert code == 0
+    rows = out.splitlines()[2:]
+    assert rows[0].split()[2] == "x" * 31 + "…"  # the word column, elided too
+    assert max(len(line) for line in out.splitlines()[1:]) < 200
+
+
 def test_senses_writes_the_png_and_csv(capsys, model_dir, corpus_file, tmp_path):
     pytest.importorskip("matplotlib")
     png, table = tmp_path / "bank.png", tmp_path / "bank.csv"
