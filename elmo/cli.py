@@ -1,14 +1,20 @@
 """The ``elmo`` command: ``elmo embed``, ``elmo eval``, ... (``elmo --help`` lists them).
 
 Library code raises; this entry point alone turns errors into messages and exit codes:
-a bad input or argument prints one line on stderr and exits with status 2.
+a bad input or argument prints one line on stderr and exits with status 2; Ctrl-C (SIGINT) exits
+with 130 and SIGTERM with 143, both after the ``finally`` blocks have run (a command's
+half-written output file is deleted, not left behind).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from elmo import __version__
 from elmo.commands import (
@@ -49,14 +55,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        with _sigterm_raises():
+            args.run(args)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
         print(f"elmo {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"elmo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"elmo {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that its ``finally`` blocks run.
+
+    A BaseException, as KeyboardInterrupt: no ``except Exception`` on the way swallows it.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within: SIGTERM raises ``Terminated`` (Python's default would end the process at once,
+    leaving temporary files behind). Only the main thread can set a handler; elsewhere (a
+    caller's thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

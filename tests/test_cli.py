@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 import elmo
 from elmo.cli import main
+from elmo.pretrained import save_pretrained
 
 
 def test_version_prints_the_package_version(capsys):
@@ -13,3 +20,47 @@ def test_version_prints_the_package_version(capsys):
         main(["--version"])
     assert caught.value.code == 0
     assert capsys.readouterr().out.strip() == f"elmo {elmo.__version__}"
+
+
+@pytest.mark.parametrize(
+    "signum, code, message",
+    [(signal.SIGTERM, 143, "elmo embed: terminated"), (signal.SIGINT, 130, "elmo embed: interrupted")],
+)
+def test_a_signal_during_embed_leaves_no_partial_file(tmp_path, tiny_bilm, signum, code, message):
+    model = save_pretrained(tiny_bilm, tmp_path / "model")
+    source = tmp_path / "in.txt"
+    source.write_text("the river bank was flooded .\n" * 200_000, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "elmo.cli", "embed", str(source), str(out / "vectors.hdf5"),
+               "--all", "--model", str(model)]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(out.iterdir()):  # the hidden partial file, made once the input is read
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the embedding
+        assert process.poll() is None, "embedding ended before the signal; make the input longer"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == code
+    assert stderr.strip().splitlines()[-1] == message
+    assert list(out.iterdir()) == []  # neither the output nor the hidden partial file
+
+
+def test_the_partial_file_of_a_killed_embed_is_removed_at_the_next_start(tmp_path, tiny_bilm):
+    model = save_pretrained(tiny_bilm, tmp_path / "model")
+    source = tmp_path / "in.txt"
+    source.write_text("the river bank\n", encoding="utf-8")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    left = tmp_path / f".vectors.hdf5.tmp-{int(dead.stdout)}"  # as kill -9 leaves it
+    left.write_bytes(b"\0" * 100)
+    assert main(["embed", str(source), str(tmp_path / "vectors.hdf5"), "--top", "--model",
+                 str(model)]) == 0  # fmt: skip
+    assert not left.exists() and (tmp_path / "vectors.hdf5").is_file()
