@@ -11,6 +11,13 @@ forward FLOPs per token, the achieved model-FLOP rate and its fraction of the fp
 (2048 x 2048, measured in the same run with the same thread count), and the fraction of the
 matmul-bound limit (peak / FLOPs per token).
 
+Two paths (``--paths``). ``cli`` is the user's: ``elmo embed`` (stateless, ``--output``, the same
+batch size, cache and kernel) in a fresh process on a text file of those sentences, one per line,
+timed from the process's start until it has exited (the HDF5 file written and closed), so it
+counts Python's and torch's start, the model's loading and the writing; its peak RSS is that
+process's (``os.wait4``), each repeat a new process. ``api`` is ``ElmoEmbedder.embed_sentences``
+in one process, timed after a warm-up as above.
+
 Text: wiki.valid.tokens without blank lines and ``= Heading =`` lines, cut into sentences after
 each ``.``, ``?`` or ``!`` token (a paragraph's tail is a sentence too). Tokens/s counts these
 tokens, not the ``<S>``/``</S>`` the biLM adds.
@@ -18,6 +25,8 @@ tokens, not the ``<S>``/``</S>`` the biLM adds.
     flock /work/cpu.lock python scripts/bench_embed.py --threads 2            # the full table
     python scripts/bench_embed.py --shapes published_small --batch-sizes 64 --sentences 200 --json
     python scripts/bench_embed.py --shapes small,transformer_small --batch-sizes 32 --cache on
+    python scripts/bench_embed.py --shapes original --batch-sizes 64 --cache on --paths cli \
+        --sentences 2000 --scale original=1                      # issue 16's row, the user's path
 """
 
 from __future__ import annotations
@@ -130,6 +139,10 @@ def main() -> None:
         help="fraction of N per shape, and for batch size 1 (keeps the run short)",
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--paths", default="cli,api",
+                        help="cli (elmo embed in a fresh process), api (ElmoEmbedder), or both")
+    parser.add_argument("--output", default="top", choices=["all", "top", "average"],
+                        help="what the cli path writes (elmo embed --all|--top|--average)")
     add_run_options(parser, TEXT, "time the elmo package in this source tree instead (e.g. an "
                     "older commit's `git archive`); the rows are labelled 'baseline'")  # fmt: skip
     args = parse_or_run_child(parser, run_child)
@@ -157,9 +170,10 @@ def main() -> None:
             flops = forward_flops_per_token(config)
             modes = args.modes.split(",") if config.contextualizer == "lstm" else [NO_KERNEL]
             rows = itertools.product(
-                [int(b) for b in args.batch_sizes.split(",")], args.cache.split(","), modes
-            )
-            for batch_size, cache, mode in rows:
+                [int(b) for b in args.batch_sizes.split(",")], args.cache.split(","), modes,
+                args.paths.split(","),
+            )  # fmt: skip
+            for batch_size, cache, mode, path in rows:
                 count = args.sentences * scale.get(shape, 1.0) * (scale["batch1"] if batch_size == 1 else 1)
                 spec = {
                     **files, "text": str(args.text),
@@ -167,16 +181,77 @@ def main() -> None:
                     "kernel": mode, "repeats": args.repeats, "threads": args.threads,
                     "baseline": args.baseline is not None,
                 }  # fmt: skip
-                result = run_in_child(__file__, spec, env)
+                if path == "cli":
+                    result = run_command(spec, args.output, Path(folder), env)
+                else:
+                    result = run_in_child(__file__, spec, env)
                 achieved = flops * result["tokens_per_s"] / 1e9
                 if args.baseline:
                     mode = f"baseline ({mode})"
                 row = {
+                    "path": path if path == "api" else f"elmo embed --{args.output}",
                     "shape": shape, "batch_size": batch_size, "cache": cache, "mode": mode,
                     **result, "mflops_per_token": flops / 1e6, "achieved_gflops": achieved,
                     "fraction_of_peak": achieved / peak, "limit_tokens_per_s": peak * 1e9 / flops,
                 }  # fmt: skip
                 print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+
+
+def run_command(spec: dict, output: str, folder: Path, env: dict) -> dict:
+    """Time ``elmo embed`` on the spec's sentences, each repeat in a fresh process (see the module
+    docstring): the median wall time, and the largest peak RSS of the repeats."""
+    sentences = load_sentences(Path(spec["text"]), spec["sentences"])
+    text = folder / f"sentences-{len(sentences)}.txt"
+    text.write_text("".join(" ".join(sentence) + "\n" for sentence in sentences), encoding="utf-8")
+    vectors = folder / "vectors.hdf5"
+    command = [*_elmo_command(), "embed", str(text), str(vectors), f"--{output}",
+               "--batch-size", str(spec["batch_size"]), "--cache-size", "50000" if spec["cache"] else "0"]  # fmt: skip
+    if "model" in spec:
+        command += ["--model", spec["model"]]
+    else:
+        command += ["--options-file", spec["options"], "--weight-file", spec["weights"]]
+    if spec["baseline"]:  # the code from before the kernels took --fast instead
+        command += ["--fast"] if spec["kernel"] == "fused" else []
+    elif spec["kernel"] != NO_KERNEL:
+        command += ["--kernel", spec["kernel"]]
+    seconds, peaks = [], []
+    for _ in range(spec["repeats"]):
+        vectors.unlink(missing_ok=True)
+        elapsed, peak_kib, _ = timed_process(command, env)
+        seconds.append(elapsed)
+        peaks.append(peak_kib / 1024)
+    vectors.unlink(missing_ok=True)
+    tokens = sum(len(s) for s in sentences)
+    median = statistics.median(seconds)
+    return {
+        "sentences": len(sentences), "tokens": tokens, "seconds": median,
+        "seconds_all": seconds, "tokens_per_s": tokens / median,
+        "sentences_per_s": len(sentences) / median, "cache_hit_rate": None,
+        "peak_rss_mib": max(peaks), "peak_rss_mib_all": peaks,
+    }  # fmt: skip
+
+
+def timed_process(command: list[str], env: dict, cwd: Path = REPO) -> tuple[float, int, str]:
+    """Run ``command`` to its end: its wall time (s, from start to exit), its peak RSS (KiB, that
+    process's own, from ``wait4``) and its stdout. A failure exits with the end of its stderr."""
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if process.returncode != 0:
+            errors.seek(0)
+            tail = errors.read()[-3000:].decode("utf-8", "replace")
+            raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{tail}")
+        output.seek(0)
+        return elapsed, usage.ru_maxrss, output.read().decode("utf-8", "replace")
+
+
+def _elmo_command() -> list[str]:
+    """The ``elmo`` console script next to this Python (not a shell shim in front of it)."""
+    script = Path(sys.executable).parent / "elmo"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "elmo.cli"]
 
 
 def write_random_model(config, folder: Path) -> dict[str, str]:
@@ -250,19 +325,21 @@ def _markdown_header(header: dict) -> str:
         f"{header['cpu']}, {header['cores']} cores, torch {header['torch']}, {header['threads']} "
         f"threads, oneDNN ISA {header['onednn_max_cpu_isa']}; fp32 matmul peak "
         f"{header['matmul_peak_gflops']} GFLOP/s\n\n"
-        "| shape | batch | cache | LSTM | sentences | tokens | tokens/s | sentences/s | peak RSS (MiB) "
-        "| MFLOP/token | GFLOP/s | of peak | hit rate |\n"
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| path | shape | batch | cache | LSTM | sentences | tokens | tokens/s | sentences/s "
+        "| peak RSS (MiB) | MFLOP/token | GFLOP/s | of peak | hit rate |\n"
+        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |"
     )
 
 
 def _markdown_row(row: dict) -> str:
+    hit_rate = row["cache_hit_rate"]
     return (
-        f"| {row['shape']} | {row['batch_size']} | {row['cache']} | {row['mode']} | "
+        f"| {row['path']} | {row['shape']} | {row['batch_size']} | {row['cache']} | {row['mode']} | "
         f"{row['sentences']} | {row['tokens']} | {row['tokens_per_s']:.0f} | "
         f"{row['sentences_per_s']:.1f} | {row['peak_rss_mib']:.0f} | {row['mflops_per_token']:.1f} | "
         f"{row['achieved_gflops']:.1f} | {100 * row['fraction_of_peak']:.0f}% | "
-        f"{100 * row['cache_hit_rate']:.0f}% |"
+        f"{'-' if hit_rate is None else f'{100 * hit_rate:.0f}%'} |"
     )
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
-E = ["bench_embed.py", "--threads", "2", "--repeats", "3", "--json"]
+E = ["bench_embed.py", "--threads", "2", "--repeats", "3", "--json", "--paths", "api"]
 ROWS = {  # name -> command (the final table's rows, and training)
     "small b64 cache off/on": E + ["--shapes", "small", "--batch-sizes", "64", "--cache", "off,on",
                                    "--sentences", "2000"],
