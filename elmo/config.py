@@ -292,8 +292,11 @@ class TrainerConfig:
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     num_threads: int | None = None  # torch CPU threads; null = torch's default
-    optimizer: str = "adagrad"  # adagrad (as the original) | adam
-    lr: float = 0.2  # peak learning rate
+    # The defaults are configs/optim/adam.yaml's, chosen by measurement (docs/results.md,
+    # "Training recipes"); the paper's recipe is configs/optim/bilm_tf.yaml: adagrad, lr 0.2,
+    # constant (`elmo-train optim=bilm_tf`).
+    optimizer: str = "adam"  # adam (AdamW) | adagrad (as the original)
+    lr: float = 0.01  # peak learning rate
     adagrad_initial_accumulator: float = 1.0  # the original's Adagrad initial accumulator value
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0  # L2 penalty (decoupled for adam)
@@ -301,8 +304,8 @@ class TrainerConfig:
     # the LSTM recurrence kernel (elmo.kernels): exact (bit-exact) | fused (equal up to rounding)
     kernel: str = "exact"
     fast_lstm: bool = False  # deprecated: same as kernel=fused
-    schedule: str = "constant"  # constant | linear (decay to 0 at max_steps) | cosine
-    warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+    schedule: str = "cosine"  # constant | linear (decay to 0 at max_steps) | cosine
+    warmup_steps: int = 100  # linear warm-up from 0 over this many steps
     max_steps: int = 1000  # optimizer steps to train
     log_every: int = 10  # progress-bar / log refresh, in steps
     eval_every: int = 500  # validation perplexity every N steps (0 = only at the end)

@@ -11,8 +11,8 @@ position-wise feed-forward network, each with a residual connection:
 The norm comes before each sub-layer (pre-norm), not after the residual sum as in Vaswani et al.:
 Xiong et al. (2020, "On Layer Normalization in the Transformer Architecture", Sec. 3) show that
 post-norm's gradients near the output are large at initialisation, so it needs a learning-rate
-warm-up to train at all, while pre-norm's are well behaved without one. Our trainer's defaults
-(Adagrad at a constant 0.2, no warm-up, as the published biLMs were trained) are of that kind.
+warm-up to train at all, while pre-norm's are well behaved without one, so it also trains
+under the paper's recipe (`optim=bilm_tf`: Adagrad at a constant 0.2, no warm-up).
 Pre-norm leaves the residual stream unnormalised, so a final LayerNorm follows the last block.
 
 ELMo layers. Layer k of a direction is the residual stream after block k, what block k + 1
