@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from elmo.hub import DownloadError
-from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
+from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas, undo_on_failure
 from elmo.tasks.config import TASK_CONFIGS, ProbeConfig
 
 CONFIG_DIR = str(CONFIGS / "probe")
@@ -29,14 +29,25 @@ log = logging.getLogger("elmo.probe")
 
 
 def register_schemas() -> None:
-    """Make ``probe_schema`` and each task's ``<task>_schema`` (in the group ``task``) known to
-    Hydra: the YAML defaults lists under configs/probe/ name them."""
+    """Make ``probe_schema`` and each task's ``<task>_schema`` known to Hydra: the YAML defaults
+    lists under configs/probe/ name them.
+
+    The task schemas sit at the root (``task/<task>.yaml`` reads ``/<task>_schema@_here_``), not
+    in the group ``task``: there Hydra would offer them as tasks, in ``--help`` and in the list of
+    options after a wrong ``task=``.
+    """
     store_schemas({"probe_schema": ProbeConfig})
-    store_schemas({f"{name}_schema": schema for name, schema in TASK_CONFIGS.items()}, group="task")
+    store_schemas({f"{name}_schema": schema for name, schema in TASK_CONFIGS.items()})
 
 
 def to_probe_config(cfg: DictConfig) -> ProbeConfig:
-    """The composed Hydra config as a validated ProbeConfig (the task as its own dataclass)."""
+    """The composed Hydra config as a validated ProbeConfig (the task as its own dataclass).
+
+    Raises:
+        ValueError: no task chosen (``task=`` is required), or a value out of range.
+    """
+    if OmegaConf.select(cfg, "task") is None:
+        raise ValueError(f"choose a task: task=<{'|'.join(TASK_CONFIGS)}>")
     merged = OmegaConf.merge(OmegaConf.structured(ProbeConfig), cfg)
     config: ProbeConfig = OmegaConf.to_object(merged)
     return config.validate()
@@ -44,9 +55,13 @@ def to_probe_config(cfg: DictConfig) -> ProbeConfig:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="probe")
 def _hydra_main(cfg: DictConfig) -> None:
+    from elmo.tasks.report import RESULTS_FILE
     from elmo.tasks.run import run_probe
 
-    with exit_on_error("elmo-probe", ValueError, TypeError, FileNotFoundError, DownloadError):
+    # A probe that fails leaves nothing (probe.log, .hydra/) unless it wrote its results.
+    with undo_on_failure(valuable=[RESULTS_FILE]), exit_on_error(
+        "elmo-probe", ValueError, TypeError, OSError, DownloadError
+    ):
         config = to_probe_config(cfg)
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
         line = run_probe(config)

@@ -21,7 +21,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from elmo.config import TrainConfig
 from elmo.files import InputFileError, ModelFileError
 from elmo.hub import DownloadError
-from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas
+from elmo.hydra_app import CONFIGS, exit_on_error, store_schemas, undo_on_failure
 
 CONFIG_DIR = str(CONFIGS)
 log = logging.getLogger("elmo.train")
@@ -63,18 +63,22 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
+    from elmo.training.checkpoint import CHECKPOINT_FILE
     from elmo.training.run import fetch_inputs, run_training
 
-    # A bad config value, or an input that is missing or cannot be fetched: one clear line, not
-    # a traceback, before any work.
-    with exit_on_error("elmo-train", ValueError, OSError, DownloadError):
-        config = to_train_config(cfg)
-        fetch_inputs(config)
-    config.output_dir = _job_output_dir(config.output_dir)
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    # A bad input file, or a damaged or stale file of the run's state: one line that names it.
-    with exit_on_error("elmo-train", ModelFileError, InputFileError):
-        metrics = run_training(config)
+    output_dir = _job_output_dir(str(OmegaConf.select(cfg, "output_dir", default="")))
+    # A run that fails before its first checkpoint leaves nothing (train.log, vocab.txt, ...).
+    with undo_on_failure(valuable=[CHECKPOINT_FILE], folders=[output_dir] if output_dir else []):
+        # A bad config value, or an input that is missing or cannot be fetched: one clear line,
+        # not a traceback, before any work.
+        with exit_on_error("elmo-train", ValueError, OSError, DownloadError):
+            config = to_train_config(cfg)
+            fetch_inputs(config)
+        config.output_dir = output_dir
+        log.info("config:\n%s", OmegaConf.to_yaml(cfg))
+        # A bad input file, or a damaged or stale file of the run's state: one line naming it.
+        with exit_on_error("elmo-train", ModelFileError, InputFileError):
+            metrics = run_training(config)
     return metrics.get("valid", {}).get("ppl", float("nan"))  # the --multirun sweep objective
 
 

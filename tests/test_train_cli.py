@@ -151,7 +151,7 @@ def test_missing_training_text_is_one_clear_line(tmp_path):
             "e.g. data.train=/path/to/train.txt"
         )
     ]
-    assert not (tmp_path / "run" / "vocab.txt").exists()  # nothing was trained
+    assert not (tmp_path / "run").exists()  # a run that did nothing leaves nothing (train.log)
 
 
 def test_multirun_sweep_jobs_train_in_their_own_folders(tmp_path):
@@ -180,3 +180,25 @@ def test_invalid_utf8_in_the_training_text_is_one_line_naming_file_and_line(tmp_
         f"elmo-train: error: {corpus}:41: invalid UTF-8 (byte 0xc3 at column 7)"
     )
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # found while counting the vocabulary: no files left
+
+    # Into a folder that holds files already: they stay, and only they.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine\n")
+    result = _elmo_train(tmp_path / "run", f"data.train={corpus}", *ONE_TINY_STEP)
+    assert result.returncode == 2
+    assert [path.name for path in (tmp_path / "run").iterdir()] == ["notes.txt"]
+
+
+def test_invalid_utf8_in_the_test_text_is_found_before_training(tmp_path):
+    corpus = _corpus(tmp_path / "train.txt", 0, 40)
+    scored = tmp_path / "test.txt"
+    scored.write_bytes(b"the bank\n" * 3 + b"caf\xe9\n")
+    overrides = [o for o in ONE_TINY_STEP if not o.startswith("data.test=")]
+    result = _elmo_train(tmp_path / "run", f"data.train={corpus}", f"data.test={scored}",
+                         *overrides)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"elmo-train: error: {scored}:4: invalid UTF-8 (byte 0xe9 at column 4)"
+    )
+    assert not (tmp_path / "run").exists()  # found before any work

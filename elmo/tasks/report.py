@@ -16,6 +16,7 @@ from elmo.tasks.models import MAIN
 
 Results = dict[str, dict[str, object]]
 DETAILS = "details"  # the metric key of extra, untabled information
+RESULTS_FILE = "results.json"  # in the output directory, with results.md
 
 
 def summary(task: str, model: str, results: Results) -> dict:
@@ -71,6 +72,6 @@ def write_results(output_dir: str | Path, line: dict, results: Results, title: s
     """Write ``results.json`` (the summary line, indented) and ``results.md``; returns the dir."""
     directory = Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.json").write_text(json.dumps(line, indent=2) + "\n")
+    (directory / RESULTS_FILE).write_text(json.dumps(line, indent=2) + "\n")
     (directory / "results.md").write_text(f"# {title}\n\n" + markdown_tables(results))
     return directory

@@ -7,6 +7,7 @@ loop (``loop``), then the export (``export``) and the final scores.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
@@ -118,11 +119,15 @@ def fetch_inputs(config: TrainConfig) -> None:
     Raises:
         FileNotFoundError: a data file that is nowhere and belongs to no known data set.
         elmo.hub.DownloadError: a file that could not be fetched (or ``ELMO_OFFLINE=1``).
-        InputFileError: a directory given as a data file, or training text without a sentence.
+        InputFileError: a directory given as a data file, training text without a sentence, or
+            validation or test text that is not UTF-8 (read whole: it is scored only at the end).
     """
     for path in (config.data.train, config.data.valid, config.data.test):
         if path:
             expand_paths(resolve_data_path(path))
+    for path in (config.data.valid, config.data.test):
+        if path:
+            collections.deque(iter_lines(resolve_data_path(path)), maxlen=0)  # decodes every line
     train_path = resolve_data_path(config.data.train)
     if not any(line.strip() for line in iter_lines(train_path)):  # stops at the first sentence
         raise InputFileError(
