@@ -6,6 +6,12 @@ target with ``os.replace``. A reader (or a rerun after a crash) sees the old fil
 never half of one. A process killed between the write and the rename leaves its temporary file;
 ``remove_leftover_temps`` deletes those of processes that are gone.
 
+Every such rename goes through ``replace``, which is where the fault tests (tests/faults) kill a
+run: ``ELMO_FAULT_KILL_AT=NAME:STAGE:N`` makes this process SIGKILL itself the Nth time a file
+named NAME reaches STAGE, ``before_rename`` (the temporary file written and synced, the target
+untouched) or ``after_rename`` (the new file in place, nothing after it done). Unset, the hook
+costs one environment lookup per write.
+
 Imports nothing else of elmo and no torch, so every layer may use it.
 """
 
@@ -16,6 +22,8 @@ import hashlib
 import logging
 import os
 import re
+import signal
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -23,6 +31,10 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 _TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)$")  # what temp_path makes: .NAME.tmp-PID
+
+FAULT_ENV = "ELMO_FAULT_KILL_AT"  # "NAME:STAGE:N": the fault tests' kill switch (see replace)
+FAULT_STAGES = ("before_rename", "after_rename")
+_faults_reached: Counter[tuple[str, str]] = Counter()  # (file name, stage) -> times, this process
 
 
 class ModelFileError(ValueError):
@@ -81,9 +93,47 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename ``tmp`` over ``path`` in one step (``os.replace``): the commit of an atomic write.
+
+    With ``ELMO_FAULT_KILL_AT`` set, this process kills itself with SIGKILL at the point it names
+    (module docstring), as a power cut or ``kill -9`` would stop it there.
+    """
+    _fault_point(path, "before_rename")
+    os.replace(tmp, path)
+    _fault_point(path, "after_rename")
+
+
+def _fault_point(path: str | os.PathLike, stage: str) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, wanted_stage, nth = _parse_fault(spec)
+    if stage != wanted_stage or Path(path).name != name:
+        return
+    _faults_reached[name, stage] += 1
+    if _faults_reached[name, stage] == nth:
+        log.warning("%s=%s: killing this process", FAULT_ENV, spec)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _parse_fault(spec: str) -> tuple[str, str, int]:
+    """``NAME:STAGE:N`` as (file name, stage, N >= 1); ValueError naming what is wrong, so that a
+    mistyped kill point fails the test instead of never firing."""
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0] or parts[1] not in FAULT_STAGES or not parts[2].isdecimal():
+        raise ValueError(
+            f"{FAULT_ENV}={spec!r}: expected NAME:STAGE:N, STAGE one of {', '.join(FAULT_STAGES)}, "
+            f"N a count from 1 (e.g. checkpoint.pt:before_rename:2)"
+        )
+    if int(parts[2]) < 1:
+        raise ValueError(f"{FAULT_ENV}={spec!r}: N counts from 1")
+    return parts[0], parts[1], int(parts[2])
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

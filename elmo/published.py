@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
-from elmo.files import ModelFileError, atomic_write_text, temp_path
+from elmo.files import ModelFileError, atomic_write_text, replace, temp_path
 from elmo.model import BiLM
 
 # Our gate order (i, f, g, o) taken from TensorFlow's (i, g, f, o), and back (the same swap).
@@ -146,7 +146,7 @@ def export_published(
                 # Fletcher-32: HDF5 checks each chunk on read, so a damaged byte in the values
                 # is an error, not a different model (readers of the format need no change).
                 fout.create_dataset(name, data=array, fletcher32=True)
-        os.replace(tmp, weight_file)
+        replace(tmp, weight_file)
     finally:
         tmp.unlink(missing_ok=True)
     atomic_write_text(options_file, json.dumps(options, indent=2) + "\n")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from elmo import files
 from elmo.files import atomic_write, atomic_write_text, remove_leftover_temps, temp_path
 
 
@@ -35,3 +37,48 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
     assert remove_leftover_temps(tmp_path, target="checkpoint.pt") == [stale]
     assert remove_leftover_temps(tmp_path) == [other]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "notes.tmp-1"])
+
+
+
+def _write_under_fault(folder, spec: str, times: int) -> subprocess.CompletedProcess:
+    """Write ``vocab.txt`` in ``folder`` ``times`` times, in a process with ELMO_FAULT_KILL_AT.
+
+    The process loads elmo/files.py alone (it imports nothing of elmo; ``import elmo`` would
+    take seconds to load torch).
+    """
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('files', {files.__file__!r})\n"
+            "files = importlib.util.module_from_spec(spec); spec.loader.exec_module(files)\n"
+            f"for i in range({times}): files.atomic_write_text(sys.argv[1], f'new {{i}}')")  # fmt: skip
+    env = {**os.environ, files.FAULT_ENV: spec}
+    return subprocess.run([sys.executable, "-c", code, str(folder / "vocab.txt")], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "spec, kept, temps",
+    [
+        ("vocab.txt:before_rename:1", "old", 1),  # killed with the new file written, not renamed
+        ("vocab.txt:after_rename:1", "new 0", 0),  # killed with the new file in place
+        ("vocab.txt:before_rename:3", "new 1", 1),  # the third time the write gets there
+    ],
+)
+def test_the_fault_hook_kills_the_process_at_the_point_it_names(tmp_path, spec, kept, temps):
+    (tmp_path / "vocab.txt").write_text("old")
+    result = _write_under_fault(tmp_path, spec, times=4)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert (tmp_path / "vocab.txt").read_text() == kept
+    assert len(list(tmp_path.glob(".vocab.txt.tmp-*"))) == temps  # for remove_leftover_temps
+
+
+def test_a_fault_point_of_another_file_never_fires(tmp_path, monkeypatch):
+    monkeypatch.setenv(files.FAULT_ENV, "metrics.json:before_rename:1")
+    atomic_write_text(tmp_path / "vocab.txt", "new")
+    assert os.listdir(tmp_path) == ["vocab.txt"]
+
+
+@pytest.mark.parametrize("spec", ["vocab.txt:before:1", "vocab.txt:after_rename", "x:after_rename:0"])
+def test_a_mistyped_fault_point_is_an_error_not_a_point_never_reached(tmp_path, monkeypatch, spec):
+    monkeypatch.setenv(files.FAULT_ENV, spec)
+    with pytest.raises(ValueError, match=f"ELMO_FAULT_KILL_AT='{spec}'"):
+        atomic_write_text(tmp_path / "vocab.txt", "new")

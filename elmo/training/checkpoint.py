@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from elmo.config import TrainConfig, config_to_dict
-from elmo.files import ModelFileError, atomic_write_text, sha256_file, temp_path
+from elmo.files import ModelFileError, atomic_write_text, replace, sha256_file, temp_path
 from elmo.model import BiLM, state_to_tensors
 from elmo.training import distributed
 
@@ -57,7 +57,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         # a few more keep a checkpoint resumable after repeated kills between the two renames.
         previous = (_recorded_sums(path)[:3] or [sha256_file(path)]) if path.is_file() else []
         atomic_write_text(sums_path(path), "".join(f"{s}\n" for s in [writer.hexdigest()] + previous))
-        os.replace(tmp, path)
+        replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
