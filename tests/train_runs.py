@@ -1,4 +1,4 @@
-"""Helpers for the tests that run ``elmo-train`` in a subprocess on slices of WikiText-2.
+"""Helpers for the tests that run ``elmo-train`` in a subprocess (tests/training, tests/faults).
 
 Every subprocess gets one torch thread (``OMP_NUM_THREADS=1`` and ``trainer.num_threads=1``):
 these tests share small machines, where more threads only oversubscribe the cores.
