@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from elmo.data.characters import BOS_TOKEN, EOS_TOKEN
-from elmo.files import atomic_write
+from elmo.files import ModelFileError, atomic_write, decode_line
 from elmo.progress import progress as progress_bar
 
 UNK_TOKEN = "<UNK>"
@@ -117,16 +117,26 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
-        """Read a vocabulary file: one ``token`` or ``token<TAB>count`` per line, in id order."""
+        """Read a vocabulary file: one ``token`` or ``token<TAB>count`` per line, in id order.
+
+        Raises:
+            ModelFileError: a line that is not UTF-8 or not a token (and count), a repeated
+                token, or a missing special, naming the file and the line.
+        """
+        try:
+            return cls._read(path)
+        except ModelFileError:
+            raise
+        except ValueError as error:  # the message names the file and line
+            raise ModelFileError(str(error)) from None
+
+    @classmethod
+    def _read(cls, path: str | os.PathLike) -> Vocabulary:
         tokens: list[str] = []
         counts: list[int | None] = []
         with open(path, "rb") as handle:
             for lineno, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise ValueError(f"{path}:{lineno}: invalid UTF-8 ({error.reason})") from None
-                token, count = _parse_line(line, f"{path}:{lineno}")
+                token, count = _parse_line(decode_line(raw, path, lineno), f"{path}:{lineno}")
                 tokens.append(token)
                 counts.append(count)
         _index_tokens(tokens, lambda i: f"{path}:{i + 1}")
@@ -222,7 +232,7 @@ def _parse_line(line: str, where: str) -> tuple[str, int | None]:
     if len(fields) == 1:
         return token, None
     count = fields[1].strip()
-    if not count.isdigit():
+    if not count.isdecimal():  # not isdigit: int() refuses digits such as "²"
         raise ValueError(f"{where}: count must be a non-negative integer, got {count!r}")
     return token, int(count)
 
