@@ -15,7 +15,8 @@ Two paths (``--paths``). ``cli`` is the user's: ``elmo embed`` (stateless, ``--o
 batch size, cache and kernel) in a fresh process on a text file of those sentences, one per line,
 timed from the process's start until it has exited (the HDF5 file written and closed), so it
 counts Python's and torch's start, the model's loading and the writing; its peak RSS is that
-process's (``os.wait4``), each repeat a new process. ``api`` is ``ElmoEmbedder.embed_sentences``
+process's (``os.wait4``, through a small launcher: ``_LAUNCHER`` says why), each repeat a new
+process. ``api`` is ``ElmoEmbedder.embed_sentences``
 in one process, timed after a warm-up as above.
 
 Text: wiki.valid.tokens without blank lines and ``= Heading =`` lines, cut into sentences after
@@ -36,6 +37,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -121,7 +123,7 @@ def run_child(spec: dict) -> dict:
         "tokens_per_s": tokens / median,
         "sentences_per_s": len(sentences) / median,
         "cache_hit_rate": hit_rate,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -204,7 +206,7 @@ def run_command(spec: dict, output: str, folder: Path, env: dict) -> dict:
     text = folder / f"sentences-{len(sentences)}.txt"
     text.write_text("".join(" ".join(sentence) + "\n" for sentence in sentences), encoding="utf-8")
     vectors = folder / "vectors.hdf5"
-    command = [*_elmo_command(), "embed", str(text), str(vectors), f"--{output}",
+    command = [*elmo_command(), "embed", str(text), str(vectors), f"--{output}",
                "--batch-size", str(spec["batch_size"]), "--cache-size", "50000" if spec["cache"] else "0"]  # fmt: skip
     if "model" in spec:
         command += ["--model", spec["model"]]
@@ -231,24 +233,49 @@ def run_command(spec: dict, output: str, folder: Path, env: dict) -> dict:
     }  # fmt: skip
 
 
+# Linux starts a child's high-water mark of resident memory (ru_maxrss) at its parent's resident
+# size, and keeps it across exec: a child of this script, which holds torch and a model, would
+# read at least this script's size. Two ways around it: a process reads its own VmHWM, which
+# exec resets (``peak_rss_mib``); a command is started by this small launcher, whose size is
+# the floor instead (``timed_process``). It writes "seconds peak_KiB" to argv[1].
+_LAUNCHER = (
+    "import os, sys, time\n"
+    "started = time.perf_counter()\n"
+    "pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "with open(sys.argv[1], 'w') as report:\n"
+    "    report.write(f'{time.perf_counter() - started} {usage.ru_maxrss}')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (MiB): VmHWM, or ru_maxrss where there is no /proc."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+    except (OSError, AttributeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def timed_process(command: list[str], env: dict, cwd: Path = REPO) -> tuple[float, int, str]:
-    """Run ``command`` to its end: its wall time (s, from start to exit), its peak RSS (KiB, that
-    process's own, from ``wait4``) and its stdout. A failure exits with the end of its stderr."""
-    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=errors)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        if process.returncode != 0:
+    """Run ``command`` to its end: its wall time (s, from start to exit), its peak RSS (KiB, its
+    own: see ``_LAUNCHER``) and its stdout. A failure exits with the end of its stderr."""
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors, \
+            tempfile.NamedTemporaryFile("r") as report:  # fmt: skip
+        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, report.name]
+        done = subprocess.run([*launcher, *command], env=env, cwd=cwd, stdout=output, stderr=errors,
+                              check=False)  # fmt: skip
+        if done.returncode != 0:
             errors.seek(0)
             tail = errors.read()[-3000:].decode("utf-8", "replace")
-            raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{tail}")
+            raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{tail}")
+        seconds, peak_kib = report.read().split()
         output.seek(0)
-        return elapsed, usage.ru_maxrss, output.read().decode("utf-8", "replace")
+        return float(seconds), int(peak_kib), output.read().decode("utf-8", "replace")
 
 
-def _elmo_command() -> list[str]:
+def elmo_command() -> list[str]:
     """The ``elmo`` console script next to this Python (not a shell shim in front of it)."""
     script = Path(sys.executable).parent / "elmo"
     return [str(script)] if script.exists() else [sys.executable, "-m", "elmo.cli"]
