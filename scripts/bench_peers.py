@@ -1,0 +1,218 @@
+"""Ours against the two reference implementations of ELMo, side by side on this machine.
+
+The implementations (set up by ``peers.py`` in a scratch folder, default /tmp/elmo_peers; see its
+docstring for what is installed, trimmed and patched, and how the weights are shared):
+
+* ``elmo embed``: our command, the user's path: a fresh process that writes the HDF5 file
+  (``--output``, default ``--all``; stateless, sorted windows);
+* ``elmo``: ``ElmoEmbedder.embed_sentences`` (all layers);
+* ``allennlp``: AllenNLP's ``_ElmoBiLm`` driven as its ``ElmoEmbedder.embed_sentences`` was
+  (``peers.allennlp_embed``: batches in input order, stateful, all layers as numpy);
+* ``manylangs``: ELMoForManyLangs' ``Embedder(model, batch_size).sents2elmo(sentences,
+  output_layer=-2)`` (all layers), as its README shows: it sorts the sentences by length itself,
+  and runs with gradients on, as its users call it.
+
+All four read the *same* random weights of a published shape (on ASCII text they compute the
+same vectors: ``peers.convert`` checks it). Each run is a fresh process, timed from start to exit
+(``end to end``: Python's and torch's start, the model's loading, the embedding, for ``elmo
+embed`` the writing), with its peak RSS (``wait4``); the three Python ones also time the
+embedding call alone (``embedding``). Rounds interleave the implementations (rotating which goes
+first) and the cases; the table gives medians over the rounds and the largest peak RSS. Threads:
+``--threads`` for every process (torch, OMP and MKL).
+
+Cases (``--cases shape:batch:sentences``): the issue's small shape batch 64, ORIGINAL batch 64 and
+small batch 1, on the first N sentences of WikiText-2 valid (``bench_embed.load_sentences``).
+
+What running the peers taught (2026-12, torch 2.13 CPU):
+
+* ELMoForManyLangs 0.0.4.post2 imports under torch 2.x after four text patches (``peers.py``);
+  its model folder needs ``config.json`` -> ``config_path``, the model config, ``char.dic`` and
+  two state dicts (``torch.load`` with torch's default ``weights_only`` reads them). It logs the
+  model at INFO on stderr, and ``sents2elmo`` runs without ``no_grad``.
+  ``sents2elmo`` sorts all its input by length, then shuffles the batches with Python's
+  unseeded ``random`` (the order in which they run changes from run to run; its encoder is
+  stateful, so the vectors do too, slightly).
+* AllenNLP 2.x has no ``ElmoEmbedder`` any more (``allennlp elmo`` went with 1.0); its modules
+  alone, trimmed, load the published files and match ours bit for bit on a fresh batch (so does
+  ELMoForManyLangs with the converted weights: ``peers.convert`` prints both differences).
+* Peak RSS must be each process's own: Linux starts a child's ``ru_maxrss`` at its parent's
+  resident size, so every process is started through ``bench_embed``'s small launcher
+  (``timed_process``). Without it all four read the same 1,310 MiB on the original shape (the
+  parent had written the model).
+* Smoke runs (a few dozen sentences) are dominated by start and load (4-10 s a process); the
+  original shape's first setup writes 2 x 360 MiB of weights and holds both peers' models while
+  converting (about a minute).
+
+    python scripts/bench_peers.py --allennlp-git /work/.mirror/allenai+allennlp/repo --setup-only
+    flock /tmp/cpu.lock python scripts/bench_peers.py --rounds 3
+    python scripts/bench_peers.py --cases small:64:40 --rounds 1          # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench_embed import TEXT, _cpu_model, elmo_command, load_sentences, timed_process
+from peers import SCRATCH, allennlp_embed, peer_environment, setup
+
+IMPLEMENTATIONS = ("elmo embed", "elmo", "allennlp", "manylangs")
+CASES = "small:64:2000,original:64:500,small:1:200"
+
+
+def run_child(spec: dict) -> dict:
+    """Embed the spec's sentences with one implementation, in this (fresh) process."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    sentences = load_sentences(Path(spec["text"]), spec["sentences"])
+    model = Path(spec["model"])
+    name, batch_size = spec["implementation"], spec["batch_size"]
+    if name == "elmo":
+        from elmo.embedder import ElmoEmbedder
+
+        embedder = ElmoEmbedder.from_published(model / "options.json", model / "weights.hdf5",
+                                               batch_size=batch_size)  # fmt: skip
+        embed = embedder.embed_sentences
+    elif name == "allennlp":
+        from allennlp.data.token_indexers.elmo_indexer import ELMoCharacterMapper
+        from allennlp.modules.elmo import _ElmoBiLm
+
+        bilm = _ElmoBiLm(str(model / "options.json"), str(model / "weights.hdf5"), requires_grad=False)
+        mapper = ELMoCharacterMapper()
+
+        def embed(sentences):
+            return allennlp_embed(bilm, mapper, sentences, batch_size)
+    elif name == "manylangs":
+        from elmoformanylangs import Embedder
+
+        embedder = Embedder(str(model / "manylangs"), batch_size=batch_size)
+
+        def embed(sentences):
+            return embedder.sents2elmo(sentences, output_layer=-2)
+    else:
+        raise SystemExit(f"unknown implementation {name!r}")
+    started = time.perf_counter()
+    vectors = embed(sentences)
+    seconds = time.perf_counter() - started
+    return {"embed_seconds": seconds, "vectors": sum(v.shape[1] for v in vectors)}
+
+
+def run_once(name: str, case: dict, paths: dict, args: argparse.Namespace) -> dict:
+    """One fresh process of one implementation on one case: its times and peak RSS."""
+    model = paths["models"] / case["shape"]
+    env = peer_environment(paths, args.threads)
+    if name == "elmo embed":
+        output = Path(args.scratch) / "vectors.hdf5"
+        output.unlink(missing_ok=True)
+        command = [*elmo_command(), "embed", str(case["file"]), str(output), f"--{args.output}",
+                   "--options-file", str(model / "options.json"), "--weight-file",
+                   str(model / "weights.hdf5"), "--batch-size", str(case["batch_size"])]  # fmt: skip
+        seconds, peak_kib, _ = timed_process(command, env)
+        output.unlink(missing_ok=True)
+        return {"seconds": seconds, "embed_seconds": None, "peak_rss_mib": peak_kib / 1024}
+    spec = {"implementation": name, "model": str(model), "text": str(args.text),
+            "sentences": case["sentences"], "batch_size": case["batch_size"],
+            "threads": args.threads}  # fmt: skip
+    command = [sys.executable, __file__, "--child", json.dumps(spec)]
+    seconds, peak_kib, stdout = timed_process(command, env)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    if result["vectors"] != case["tokens"]:
+        raise SystemExit(f"{name} returned {result['vectors']} vectors for {case['tokens']} tokens")
+    return {"seconds": seconds, "embed_seconds": result["embed_seconds"],
+            "peak_rss_mib": peak_kib / 1024}  # fmt: skip
+
+
+def parse_cases(text: str, corpus: Path, scratch: Path) -> list[dict]:
+    """``shape:batch:sentences,...`` -> cases, each with its sentences written one per line."""
+    cases = []
+    for item in text.split(","):
+        shape, batch_size, count = item.split(":")
+        sentences = load_sentences(corpus, int(count))
+        file = scratch / f"sentences-{len(sentences)}.txt"
+        file.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
+        cases.append({"name": item, "shape": shape, "batch_size": int(batch_size),
+                      "sentences": len(sentences), "tokens": sum(map(len, sentences)),
+                      "file": file})  # fmt: skip
+    return cases
+
+
+def table(cases: list[dict], runs: dict) -> str:
+    """The markdown table of medians (see the module docstring)."""
+    lines = [
+        ("| case | implementation | tokens | tokens/s end to end | tokens/s embedding | peak RSS "
+         "(MiB) | elmo embed / this, end to end | elmo / this, embedding | this RSS / elmo embed's |"),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    for case in cases:
+        rates = {}
+        for name in IMPLEMENTATIONS:
+            done = runs.get((case["name"], name))
+            if not done:
+                continue
+            embedding = [r["embed_seconds"] for r in done if r["embed_seconds"] is not None]
+            rates[name] = {
+                "total": case["tokens"] / statistics.median(r["seconds"] for r in done),
+                "embedding": case["tokens"] / statistics.median(embedding) if embedding else None,
+                "rss": max(r["peak_rss_mib"] for r in done),
+            }  # fmt: skip
+        for name, rate in rates.items():
+            cli, api = rates.get("elmo embed"), rates.get("elmo")
+            cells = [case["name"], name, f"{case['tokens']:,}", f"{rate['total']:,.0f}",
+                     _number(rate["embedding"], "{:,.0f}"), f"{rate['rss']:,.0f}",
+                     _number(cli and cli["total"] / rate["total"], "{:.2f}x"),
+                     _number(api and rate["embedding"] and api["embedding"] / rate["embedding"],
+                             "{:.2f}x"),
+                     _number(cli and rate["rss"] / cli["rss"], "{:.2f}")]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _number(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scratch", type=Path, default=SCRATCH)
+    parser.add_argument("--allennlp-git", type=Path,
+                        help="a git copy of allenai/allennlp (first run only)")
+    parser.add_argument("--cases", default=CASES, help=f"shape:batch:sentences,... (default {CASES})")
+    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", default="all", choices=["all", "top", "average"],
+                        help="what elmo embed writes")
+    parser.add_argument("--text", type=Path, default=TEXT)
+    parser.add_argument("--setup-only", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child))))
+        return
+    names = args.implementations.split(",")
+    shapes = sorted({item.split(":")[0] for item in args.cases.split(",")})
+    paths = setup(args.scratch, args.allennlp_git, shapes)
+    if args.setup_only:
+        return
+    cases = parse_cases(args.cases, args.text, args.scratch)
+    print(f"{_cpu_model()}, {args.threads} threads; {args.rounds} rounds", file=sys.stderr)
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for round_index in range(args.rounds):
+        for case in cases:
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                result = run_once(name, case, paths, args)
+                runs.setdefault((case["name"], name), []).append(result)
+                print(f"round {round_index + 1} {case['name']} {name}: "
+                      f"{case['tokens'] / result['seconds']:,.0f} tokens/s end to end, "
+                      f"{result['peak_rss_mib']:,.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
+    print(table(cases, runs))
+
+
+if __name__ == "__main__":
+    main()
