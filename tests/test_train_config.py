@@ -109,6 +109,23 @@ def test_default_composition_converts():
     assert config.output_dir.startswith("outputs/wikitext2-")  # ${now:...} resolved
 
 
+def test_the_default_recipe_is_the_dataclasss_and_the_papers_is_one_override_away():
+    from elmo.config import TrainerConfig
+
+    fields = ("optimizer", "lr", "schedule", "warmup_steps", "weight_decay", "adam_betas")
+    default = to_train_config(_compose([])).trainer
+    assert {f: getattr(default, f) for f in fields} == {f: getattr(TrainerConfig(), f) for f in fields}
+    assert (default.optimizer, default.schedule) == ("adam", "cosine")
+    paper = to_train_config(_compose(["optim=bilm_tf"])).trainer
+    assert (paper.optimizer, paper.lr, paper.adagrad_initial_accumulator) == ("adagrad", 0.2, 1.0)
+    assert (paper.schedule, paper.warmup_steps) == ("constant", 0)
+
+
+def test_the_quickstart_keeps_its_measured_recipe():
+    trainer = to_train_config(_compose(["experiment=quickstart"])).trainer
+    assert (trainer.optimizer, trainer.lr, trainer.schedule, trainer.warmup_steps) == ("adam", 0.002, "constant", 0)
+
+
 def test_overrides_reach_the_dataclass():
     config = to_train_config(
         _compose(["model=tiny", "trainer.lr=0.05", "model.lstm.cell_clip=null", "data.valid=null"])

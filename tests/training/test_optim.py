@@ -16,7 +16,7 @@ def _factors(config: TrainerConfig) -> list[float]:
 
 
 def test_constant_schedule_is_one_at_every_step():
-    assert _factors(TrainerConfig(schedule="constant", max_steps=5)) == [1.0] * 5
+    assert _factors(TrainerConfig(schedule="constant", warmup_steps=0, max_steps=5)) == [1.0] * 5
 
 
 def test_warmup_rises_linearly_then_holds():
@@ -26,7 +26,7 @@ def test_warmup_rises_linearly_then_holds():
 
 
 def test_linear_decays_to_zero_at_max_steps():
-    config = TrainerConfig(schedule="linear", max_steps=4)
+    config = TrainerConfig(schedule="linear", warmup_steps=0, max_steps=4)
 
     assert _factors(config) == [1.0, 0.75, 0.5, 0.25]
     assert lr_factor(4, config) == 0.0
@@ -40,7 +40,7 @@ def test_linear_decay_starts_after_warmup():
 
 
 def test_cosine_follows_half_a_cosine_to_zero():
-    config = TrainerConfig(schedule="cosine", max_steps=4)
+    config = TrainerConfig(schedule="cosine", warmup_steps=0, max_steps=4)
 
     expected = [0.5 * (1 + math.cos(math.pi * step / 4)) for step in range(4)]
     assert _factors(config) == pytest.approx(expected, abs=1e-12)
@@ -86,7 +86,7 @@ def test_scheduler_applies_the_factor_before_each_step():
 
 
 def test_scheduler_state_dict_resumes_the_schedule():
-    config = TrainerConfig(lr=1.0, schedule="cosine", max_steps=10)
+    config = TrainerConfig(lr=1.0, schedule="cosine", warmup_steps=0, max_steps=10)
     optimizer = build_optimizer([_parameter()], config)
     scheduler = build_scheduler(optimizer, config)
     for _ in range(4):
