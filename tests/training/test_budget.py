@@ -39,20 +39,20 @@ def test_an_inherited_vocabulary_says_nothing_of_this_text():
 
 
 def test_wikitext2_sized_runs_are_described():
-    # WikiText-2 train: about 2.09 M predictions per direction; 32 x 20 tokens per step.
-    line, warning = describe(Budget(2_088_628, 640, 4000), "cosine")
-    assert "2,088,628 tokens" in line and "1.23 passes" in line and "3,264 steps" in line
+    # WikiText-2 train: 2,075,677 predictions per direction; 32 x 20 tokens per step.
+    line, warning = describe(Budget(2_075_677, 640, 4000), "cosine")
+    assert "2,075,677 tokens" in line and "1.23 passes" in line and "3,244 steps" in line
     assert warning is None
 
 
 @pytest.mark.parametrize("max_steps, words", [(100, "after 3% of one pass"), (40_000, "only after 12 passes")])
 def test_a_decaying_schedule_far_from_the_end_of_the_text_warns(max_steps, words):
-    _, warning = describe(Budget(2_088_628, 640, max_steps), "linear")
-    assert words in warning and "trainer.max_steps=3,264" in warning
+    _, warning = describe(Budget(2_075_677, 640, max_steps), "linear")
+    assert words in warning and "trainer.max_steps=3,244" in warning
 
 
 def test_a_constant_rate_never_warns():
-    assert describe(Budget(2_088_628, 640, 100), "constant")[1] is None
+    assert describe(Budget(2_075_677, 640, 100), "constant")[1] is None
 
 
 def test_log_budget_logs_the_line_and_the_warning(caplog):
