@@ -162,7 +162,7 @@ def representation_layer(representation: str, num_layers: int) -> int | None:
     if representation == LEARNED_MIX:
         return None
     digits = representation[len("layer") :]
-    if representation.startswith("layer") and digits.isdigit() and int(digits) < num_layers:
+    if representation.startswith("layer") and digits.isdecimal() and int(digits) < num_layers:
         return int(digits)
     raise ValueError(
         f"representation must be {LEARNED_MIX} or layer0..layer{num_layers - 1}, "

@@ -126,6 +126,6 @@ def test_select_rejects_an_unknown_name(layers):
 def test_representation_names_are_the_probe_rows():
     assert representation_names(3) == ["layer0", "layer1", "layer2", "mix"]
     assert representation_layer("layer2", 3) == 2 and representation_layer("mix", 3) is None
-    for bad in ("layer3", "layer-1", "layertop", "top", "2"):
+    for bad in ("layer3", "layer-1", "layertop", "top", "2", "layer²"):
         with pytest.raises(ValueError, match="mix or layer0..layer2"):
             representation_layer(bad, 3)
