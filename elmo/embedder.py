@@ -98,13 +98,13 @@ class ElmoEmbedder:
         self.pooling = pooling if pooling is not None else self.tokenizer.config.pooling
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        self.device = torch.device(device) if device is not None else bilm.device
-        self.bilm = bilm.to(self.device).eval()
         if stateful and not bilm.carries_state:
             raise ValueError(
                 f"stateful=True has no meaning for a {bilm.config.contextualizer} biLM: it carries "
                 f"no state from one batch to the next (embed statelessly)"
             )
+        self.device = torch.device(device) if device is not None else bilm.device
+        self.bilm = bilm.to(self.device).eval()
         self.batch_size = batch_size
         self.stateful = stateful
         if cache_size < 0:
