@@ -76,6 +76,17 @@ class Terminated(BaseException):
     """
 
 
+_TERMINATED = threading.Event()  # set by SIGTERM, for raise_if_terminated
+
+
+def raise_if_terminated() -> None:
+    """Raise ``Terminated`` if SIGTERM came. The handler raises it at once, but an exception
+    raised where Python cannot pass it on (a ``__del__``, a weakref callback: "Exception
+    ignored in ...") is lost; long loops call this between steps so the signal still ends them."""
+    if _TERMINATED.is_set():
+        raise Terminated
+
+
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """Within: SIGTERM raises ``Terminated`` (Python's default would end the process at once,
@@ -86,6 +97,7 @@ def _sigterm_raises() -> Iterator[None]:
         return
 
     def terminate(signum, frame) -> None:
+        _TERMINATED.set()
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)

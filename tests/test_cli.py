@@ -64,3 +64,15 @@ def test_the_partial_file_of_a_killed_embed_is_removed_at_the_next_start(tmp_pat
     assert main(["embed", str(source), str(tmp_path / "vectors.hdf5"), "--top", "--model",
                  str(model)]) == 0  # fmt: skip
     assert not left.exists() and (tmp_path / "vectors.hdf5").is_file()
+
+
+def test_a_sigterm_whose_exception_was_lost_still_ends_the_next_step():
+    from elmo import cli
+
+    cli.raise_if_terminated()  # no signal: nothing
+    cli._TERMINATED.set()  # as the handler does, before its raise went astray
+    try:
+        with pytest.raises(cli.Terminated):
+            cli.raise_if_terminated()
+    finally:
+        cli._TERMINATED.clear()

@@ -73,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from elmo.cli import raise_if_terminated
     from elmo.embedder import ElmoEmbedder
     from elmo.pretrained import load_tokenizer
 
@@ -96,7 +97,11 @@ def run(args: argparse.Namespace) -> None:
         with h5py.File(partial, "w") as fout, progress(
             total=len(sentences), desc="embedding", unit="sentences"
         ) as bar:
-            stream = embedder.stream_sentences(sentences, window=WINDOW, on_batch=bar.update,
+            def on_batch(count: int) -> None:
+                raise_if_terminated()  # a SIGTERM whose exception was lost still ends the run
+                bar.update(count)
+
+            stream = embedder.stream_sentences(sentences, window=WINDOW, on_batch=on_batch,
                                                keep=functools.partial(_vectors, args.output))  # fmt: skip
             for line, vectors in enumerate(stream):  # in file order
                 fout.create_dataset(str(line), vectors.shape, dtype="float32", data=vectors)
