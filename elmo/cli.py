@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _sigterm_raises():
+        with _signals_raise():
             args.run(args)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
         print(f"elmo {args.command}: error: {error}", file=sys.stderr)
@@ -76,35 +76,44 @@ class Terminated(BaseException):
     """
 
 
-_TERMINATED = threading.Event()  # set by SIGTERM, for raise_if_terminated
+_SIGNALLED: list[BaseException] = []  # what a SIGINT or SIGTERM raised, for raise_if_signalled
 
 
-def raise_if_terminated() -> None:
-    """Raise ``Terminated`` if SIGTERM came. The handler raises it at once, but an exception
-    raised where Python cannot pass it on (a ``__del__``, a weakref callback: "Exception
-    ignored in ...") is lost; long loops call this between steps so the signal still ends them."""
-    if _TERMINATED.is_set():
-        raise Terminated
+def raise_if_signalled() -> None:
+    """Raise again what SIGINT (``KeyboardInterrupt``) or SIGTERM (``Terminated``) raised. The
+    handler raises it at once, but an exception raised where Python cannot pass it on (a
+    ``__del__``, a weakref callback: "Exception ignored in ...") is lost; long loops call this
+    between steps so that the signal still ends them."""
+    if _SIGNALLED:
+        raise _SIGNALLED[-1]
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _signals_raise() -> Iterator[None]:
     """Within: SIGTERM raises ``Terminated`` (Python's default would end the process at once,
-    leaving temporary files behind). Only the main thread can set a handler; elsewhere (a
-    caller's thread) nothing changes."""
+    leaving temporary files behind) and SIGINT ``KeyboardInterrupt``, both remembered for
+    ``raise_if_signalled``. Only the main thread can set a handler; elsewhere (a caller's
+    thread) nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum, frame) -> None:
-        _TERMINATED.set()
+        _SIGNALLED.append(Terminated())
         raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    def interrupt(signum, frame) -> None:
+        _SIGNALLED.append(KeyboardInterrupt())
+        raise KeyboardInterrupt
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
+                signal.SIGINT: signal.signal(signal.SIGINT, interrupt)}  # fmt: skip
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _SIGNALLED.clear()
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from elmo.cli import raise_if_terminated
+    from elmo.cli import raise_if_signalled
     from elmo.embedder import ElmoEmbedder
     from elmo.pretrained import load_tokenizer
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> None:
             total=len(sentences), desc="embedding", unit="sentences"
         ) as bar:
             def on_batch(count: int) -> None:
-                raise_if_terminated()  # a SIGTERM whose exception was lost still ends the run
+                raise_if_signalled()  # a SIGINT/SIGTERM whose exception was lost still ends the run
                 bar.update(count)
 
             stream = embedder.stream_sentences(sentences, window=WINDOW, on_batch=on_batch,
