@@ -1,7 +1,8 @@
 """Training throughput of the biLM on WikiText-2, against the matmul peak.
 
-For each model shape (tiny, small: the published small shape, medium, or any configs/model/ name,
-such as transformer_small, which matches configs/model/small.yaml) and recurrence kernel
+For each model shape (tiny, small: the published small shape, medium, lstm_small:
+configs/model/small.yaml, or any configs/model/ name, such as transformer_small, which has about
+lstm_small's parameters outside the softmax) and recurrence kernel
 (``elmo.kernels``: exact, fused; a Transformer shape has none and runs once, kernel "-"), a fresh
 child process builds the model with the shape's softmax over WikiText-2's training vocabulary,
 takes ``--warmup`` optimizer steps, then times ``--steps`` more (``elmo.training.loop.train_step``:
@@ -14,7 +15,7 @@ bf16 autocast).
 
     flock /work/cpu.lock python scripts/bench_train.py --threads 2
     python scripts/bench_train.py --shapes tiny --steps 5 --json
-    python scripts/bench_train.py --shapes small,transformer_small --modes exact
+    python scripts/bench_train.py --shapes lstm_small,transformer_small --modes exact
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -37,6 +37,7 @@ from bench_embed import (
     add_run_options,
     child_environment,
     parse_or_run_child,
+    peak_rss_mib,
     run_in_child,
     shape_config,
 )
@@ -93,7 +94,7 @@ def run_child(spec: dict) -> dict:
         "vocab_size": len(vocab),
         "softmax": config.softmax.kind,
         "tokens_per_s": statistics.median(rates),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),  # VmHWM: ru_maxrss would start at the parent's size
     }
 
 
