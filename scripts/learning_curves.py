@@ -35,6 +35,7 @@ RECIPES: dict[str, list[str]] = {
     "bilm_tf": ["optim=bilm_tf"],
     # AdamW with 100 warm-up steps and cosine decay to 0 at max_steps, by peak learning rate.
     "adam_2e-3": ["optim=adam", "trainer.lr=0.002"],
+    "adam_3e-3": ["optim=adam", "trainer.lr=0.003"],
     "adam_5e-3": ["optim=adam", "trainer.lr=0.005"],
     "adam_1e-2": ["optim=adam", "trainer.lr=0.01"],
     "adam_2e-2": ["optim=adam", "trainer.lr=0.02"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from elmo.tasks.datasets.conllu import TaggedSentence
-from elmo.tasks.datasets.source import DataFormatError, numbered_lines
+from elmo.tasks.datasets.source import DataFormatError, require_some, sentence_blocks
 
 NUM_FIELDS = 3  # word, POS tag, chunk tag
 OUTSIDE = "O"
@@ -24,16 +24,17 @@ def read_conll2000(path: str | os.PathLike) -> list[TaggedSentence]:
     Raises:
         DataFormatError: a token line without exactly 3 space-separated fields, or a chunk tag
             that is neither ``O`` nor ``B-TYPE`` / ``I-TYPE``, naming file and line.
+        InputFileError: a missing, empty or not UTF-8 file, or one without a sentence.
     """
-    sentences: list[TaggedSentence] = []
+    sentences = [_sentence(block, path) for block in sentence_blocks(path)]
+    return require_some(sentences, path, "sentences")
+
+
+def _sentence(block: list[tuple[int, str]], path: str | os.PathLike) -> TaggedSentence:
+    """One sentence's ``(line number, line)`` pairs -> its words and chunk tags."""
     tokens: list[str] = []
     tags: list[str] = []
-    for number, line in numbered_lines(path):
-        if not line.strip():
-            if tokens:
-                sentences.append(TaggedSentence(tokens, tags))
-                tokens, tags = [], []
-            continue
+    for number, line in block:
         fields = line.split(" ")
         if len(fields) != NUM_FIELDS or not all(fields):
             raise DataFormatError(
@@ -46,9 +47,7 @@ def read_conll2000(path: str | os.PathLike) -> list[TaggedSentence]:
             )
         tokens.append(word)
         tags.append(tag)
-    if tokens:  # a file without its final blank line
-        sentences.append(TaggedSentence(tokens, tags))
-    return sentences
+    return TaggedSentence(tokens, tags)
 
 
 def is_chunk_tag(tag: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from elmo.tasks.datasets.source import DataFormatError, numbered_lines, require_some
+from elmo.tasks.datasets.source import DataFormatError, require_some, sentence_blocks
 
 NUM_FIELDS = 10
 FORM, UPOS = 1, 3  # column indices
@@ -30,15 +30,16 @@ def read_conllu(path: str | os.PathLike) -> list[TaggedSentence]:
             ``n.k``, an empty form or tag, or word IDs that do not count 1, 2, 3, ...
         InputFileError: a missing, empty or not UTF-8 file, or one without a sentence.
     """
-    sentences: list[TaggedSentence] = []
+    sentences = [_sentence(block, path) for block in sentence_blocks(path)]
+    return require_some([s for s in sentences if s.tokens], path, "sentences")
+
+
+def _sentence(block: list[tuple[int, str]], path: str | os.PathLike) -> TaggedSentence:
+    """One sentence's ``(line number, line)`` pairs -> its words and UPOS tags (comment lines,
+    multiword tokens and empty nodes skipped)."""
     tokens: list[str] = []
     tags: list[str] = []
-    for number, line in numbered_lines(path):
-        if not line.strip():
-            if tokens:
-                sentences.append(TaggedSentence(tokens, tags))
-                tokens, tags = [], []
-            continue
+    for number, line in block:
         if line.startswith("#"):
             continue
         fields = line.split("\t")
@@ -58,9 +59,7 @@ def read_conllu(path: str | os.PathLike) -> list[TaggedSentence]:
             raise DataFormatError(path, number, f"empty word form or UPOS tag: {line!r}")
         tokens.append(fields[FORM])
         tags.append(fields[UPOS])
-    if tokens:  # a file without its final blank line
-        sentences.append(TaggedSentence(tokens, tags))
-    return require_some(sentences, path, "sentences")
+    return TaggedSentence(tokens, tags)
 
 
 def _is_word_id(token_id: str, path: str | os.PathLike, number: int) -> bool:

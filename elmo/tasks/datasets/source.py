@@ -56,6 +56,21 @@ def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield number, decode_line(raw, path, number).rstrip("\r\n")
 
 
+def sentence_blocks(path: str | os.PathLike) -> Iterator[list[tuple[int, str]]]:
+    """The sentences of a one-token-a-line file (CoNLL-U, CoNLL-2000): each run of non-blank
+    lines, as ``(line number from 1, line)`` pairs; blank lines (spaces alone too) end one, and
+    the last needs none after it. Raises as ``numbered_lines``."""
+    block: list[tuple[int, str]] = []
+    for number, line in numbered_lines(path):
+        if line.strip():
+            block.append((number, line))
+        elif block:
+            yield block
+            block = []
+    if block:  # a file without its final blank line
+        yield block
+
+
 def require_some(items: list[Item], path: str | os.PathLike, what: str) -> list[Item]:
     """``items`` read from ``path``; InputFileError naming the file when there are none (a file of
     blank lines or comments, or a header alone), before any model work starts."""

@@ -57,3 +57,9 @@ def test_the_shared_files_have_the_readme_counts():
     for name, sentences, tokens in [("train.txt", 8936, 211727), ("test.txt", 2012, 47377)]:
         read = read_conll2000(shared_path("data", "conll2000", name))
         assert (len(read), sum(len(s.tokens) for s in read)) == (sentences, tokens)
+
+
+def test_a_file_of_blank_lines_is_named_not_read_as_no_sentences(write_file):
+    path = write_file("blank.txt", ["", "  ", ""])
+    with pytest.raises(InputFileError, match=r"blank\.txt"):
+        read_conll2000(path)
