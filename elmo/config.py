@@ -83,6 +83,12 @@ class SoftmaxConfig:
     kind: str = "full"  # full | sampled (log-uniform sampler, training only) | adaptive
     num_samples: int = 8192  # sampled: negative classes drawn per batch (the original used 8192)
     cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])  # adaptive: cluster edges
+    # how a fresh softmax's biases start (elmo.modules.softmax.BIAS_INITS): zero (bilm-tf's; a
+    # fresh model starts near uniform, log V nats per token) | unigram (log frequencies of the
+    # training targets, add-one smoothed: it starts near unigram perplexity; the adaptive softmax
+    # gets biases for it, which it has none of otherwise). Not for a softmax a run takes over
+    # (init_from's, a resumed checkpoint's): their weights win
+    init_bias: str = "zero"
 
 
 @dataclass
@@ -117,7 +123,7 @@ class BiLMConfig:
         # not at the top, so that importing the schema stays light).
         from elmo.modules.char_cnn import ACTIVATIONS
         from elmo.modules.contextualizer import CONTEXTUALIZERS
-        from elmo.modules.softmax import SOFTMAX_KINDS
+        from elmo.modules.softmax import BIAS_INITS, SOFTMAX_KINDS
 
         cnn, lstm = self.char_cnn, self.lstm
         if cnn.char_embedding_dim <= 0:
@@ -155,6 +161,7 @@ class BiLMConfig:
         if self.vocab_size < 0:
             raise ValueError(f"vocab_size must be >= 0, got {self.vocab_size}")
         _check_choice("softmax.kind", self.softmax.kind, SOFTMAX_KINDS)
+        _check_choice("softmax.init_bias", self.softmax.init_bias, BIAS_INITS)
         if self.softmax.num_samples <= 0:
             raise ValueError(f"softmax.num_samples must be > 0, got {self.softmax.num_samples}")
         cutoffs = list(self.softmax.cutoffs)

@@ -238,6 +238,10 @@ def overlay_rows(base: Any, top: Any) -> Any:
 def _build_softmax(config: BiLMConfig) -> nn.Module:
     from elmo.modules.softmax import build_softmax  # the softmax is only needed for LM training
 
+    # The adaptive softmax has biases only for the unigram start (torch's has none); the others
+    # always have one.
+    adaptive = {"cutoffs": list(config.softmax.cutoffs),
+                "bias": config.softmax.init_bias == "unigram"}
     options = {"sampled": {"num_samples": min(config.softmax.num_samples, config.vocab_size)},
-               "adaptive": {"cutoffs": list(config.softmax.cutoffs)}}.get(config.softmax.kind, {})
+               "adaptive": adaptive}.get(config.softmax.kind, {})
     return build_softmax(config.softmax.kind, config.token_dim, config.vocab_size, **options)

@@ -18,7 +18,7 @@ from elmo.kernels import kernel_names
 from elmo.modules.char_cnn import ACTIVATIONS
 from elmo.modules.contextualizer import CONTEXTUALIZERS
 from elmo.modules.positions import POSITION_ENCODINGS
-from elmo.modules.softmax import SOFTMAX_KINDS
+from elmo.modules.softmax import BIAS_INITS, SOFTMAX_KINDS
 from elmo.training.optim import OPTIMIZERS, SCHEDULES
 
 
@@ -38,6 +38,11 @@ def _train(**trainer) -> TrainConfig:
     [
         ("char_cnn.activation", ACTIVATIONS, lambda name: _model(activation=name)),
         ("softmax.kind", SOFTMAX_KINDS, lambda name: _model(softmax=name)),
+        (
+            "softmax.init_bias",
+            BIAS_INITS,
+            lambda name: BiLMConfig(softmax=SoftmaxConfig(init_bias=name)),
+        ),
         ("trainer.optimizer", OPTIMIZERS, lambda name: _train(optimizer=name)),
         ("trainer.schedule", SCHEDULES, lambda name: _train(schedule=name)),
         ("trainer.kernel", kernel_names(), lambda name: _train(kernel=name)),

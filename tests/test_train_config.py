@@ -179,6 +179,10 @@ def test_wrong_type_is_a_clear_error():
         ("data.batch_size=-1", r"data\.batch_size must be > 0, got -1"),
         ("model.dropout=1.5", r"dropout must be in \[0, 1\), got 1\.5"),
         (
+            "model.softmax.init_bias=uniform",
+            r"softmax\.init_bias must be zero or unigram, got 'uniform'",
+        ),
+        (
             "model.softmax.cutoffs=[5000,100]",
             r"softmax\.cutoffs must be increasing ids > 0, got \[5000, 100\]",
         ),

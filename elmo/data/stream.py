@@ -158,6 +158,30 @@ def frame_sentence(tokens: Sequence[str], reverse: bool) -> list[str]:
     return [BOS_TOKEN, *tokens, EOS_TOKEN]
 
 
+def target_log_probs(vocab: Vocabulary, smoothing: float = 1.0) -> torch.Tensor:
+    """(V,) float log unigram distribution of the targets the two streams give the shared softmax.
+
+    Each direction predicts every word of a sentence once and the boundary it ends at once: the
+    forward LM ``</S>``, the backward one ``<S>`` (the boundary a direction starts from is never
+    a target). The objective weighs the directions equally and one softmax serves both, so its
+    best unigram is the pooled one: a word counts its corpus count, each boundary half the number
+    of sentences. ``vocab.counts`` has both boundaries once per sentence (``Vocabulary.build``);
+    the counts are add-``smoothing`` smoothed so that no token, ``<UNK>`` included, is -inf.
+
+    Raises:
+        ValueError: the vocabulary has no counts (a file without ``token<TAB>count`` lines).
+    """
+    if vocab.counts is None:
+        raise ValueError(
+            "the vocabulary has no counts (a file of tokens without token<TAB>count lines), so it "
+            "gives no unigram frequencies"
+        )
+    counts = torch.tensor(vocab.counts, dtype=torch.float64)  # (V,)
+    counts[[vocab.bos_id, vocab.eos_id]] /= 2
+    counts += smoothing
+    return (counts.log() - counts.sum().log()).float()
+
+
 @dataclass
 class _Row:
     """A row's current framed sentence; ``tokens[offset]`` is the row's next input."""

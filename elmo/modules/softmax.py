@@ -5,13 +5,16 @@ Three kinds sit behind one interface, ``Softmax``:
 * ``loss(hidden, targets)``: the mean negative log-likelihood used for training (an estimate
   for the sampled softmax while training);
 * ``nll(hidden, targets)``: the exact per-token negative log-likelihood, for evaluation;
-* ``log_probs(hidden)``: the exact distribution over the whole vocabulary.
+* ``log_probs(hidden)``: the exact distribution over the whole vocabulary;
+* ``init_unigram_bias(log_probs)``: start the biases at a unigram distribution (the
+  ``unigram`` choice of ``BIAS_INITS``).
 
 The callers flatten and mask first: ``hidden`` is (N, D) for the N real tokens of a batch.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -42,6 +45,34 @@ class Softmax(nn.Module):
     def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Exact log-distribution: (N, D) hidden states -> (N, V) log-probabilities."""
         raise NotImplementedError
+
+    def init_unigram_bias(self, log_probs: torch.Tensor) -> None:
+        """Set the biases so that a zero hidden state predicts ``log_probs``.
+
+        A fresh model's hidden states are small and its weights random, so its logits are near
+        its biases: with zero biases it starts near the uniform distribution (log V nats per
+        token), with these near the unigram one. A model whose projection is narrow (the tiny
+        model's D = 16 before V = 33k words) has to learn the word frequencies in the bias.
+
+        Args:
+            log_probs: (V,) finite log-probabilities (smoothed: no -inf); only their
+                differences matter, the softmax normalises.
+
+        Raises:
+            ValueError: this kind has no bias, or ``log_probs`` is not (V,) and finite.
+        """
+        raise ValueError(f"the {type(self).__name__} has no bias to start at unigram frequencies")
+
+
+def _checked_log_probs(log_probs: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``log_probs`` as float64, after checking that it is (V,) and finite."""
+    if tuple(log_probs.shape) != (vocab_size,):
+        raise ValueError(
+            f"expected ({vocab_size},) log-probabilities, got shape {tuple(log_probs.shape)}"
+        )
+    if not torch.isfinite(log_probs).all():
+        raise ValueError("log-probabilities must be finite (smooth the counts: no -inf)")
+    return log_probs.detach().to(torch.float64)
 
 
 class FullSoftmax(Softmax):
@@ -75,6 +106,12 @@ class FullSoftmax(Softmax):
 
     def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.logits(hidden), dim=-1)
+
+    def init_unigram_bias(self, log_probs: torch.Tensor) -> None:
+        # bias[w] = log p(w): with h = 0 the logits are the biases, and log_softmax gives log p.
+        log_probs = _checked_log_probs(log_probs, self.bias.shape[0])
+        with torch.no_grad():
+            self.bias.copy_(log_probs)
 
 
 def log_uniform_probs(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -144,6 +181,8 @@ class SampledSoftmax(FullSoftmax):
     (ids must be sorted by frequency), subtracting log expected counts so that the estimate is
     consistent, and ignoring sampled ids that equal the row's target ("accidental hits"). In eval
     mode ``loss`` is the exact full softmax, and ``nll`` / ``log_probs`` always are.
+    ``init_unigram_bias`` is the full softmax's: the correction for sampling is subtracted from
+    the logits, so the bias is the full model's, log p(w) at the start.
 
     Args:
         dim: D, size of the hidden states.
@@ -203,13 +242,21 @@ class AdaptiveSoftmax(Softmax):
         vocab_size: V, number of output words.
         cutoffs: increasing ids where the clusters start, e.g. [2000, 10000] (all < V).
         div_value: each cluster's projection is this many times smaller than the previous one.
+        bias: give the head and each cluster's output layer a bias, zero at first (torch's
+            have none); ``init_unigram_bias`` needs them. They are added without drawing random
+            numbers, so every weight is the one the softmax without biases would have had.
     """
 
     # A batch whose targets all fall in the head leaves the tail clusters without a gradient.
     has_unused_parameters = True
 
     def __init__(
-        self, dim: int, vocab_size: int, cutoffs: Sequence[int], div_value: float = 4.0
+        self,
+        dim: int,
+        vocab_size: int,
+        cutoffs: Sequence[int],
+        div_value: float = 4.0,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         smallest = int(dim // div_value ** len(cutoffs))  # the last cluster's projection size
@@ -221,6 +268,12 @@ class AdaptiveSoftmax(Softmax):
         self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
             dim, vocab_size, list(cutoffs), div_value=div_value
         )
+        if bias:  # torch's forward and log_prob call the layers, so they use the biases
+            head = self.adaptive.head
+            head.bias = nn.Parameter(torch.zeros(head.out_features))  # (shortlist + clusters,)
+            self.adaptive.head_bias = True
+            for _, output in self.adaptive.tail:
+                output.bias = nn.Parameter(torch.zeros(output.out_features))  # (cluster size,)
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.adaptive(hidden, targets).loss
@@ -231,9 +284,32 @@ class AdaptiveSoftmax(Softmax):
     def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.adaptive.log_prob(hidden)  # (N, D) -> (N, V)
 
+    def init_unigram_bias(self, log_probs: torch.Tensor) -> None:
+        # p(w) = p(w's cluster) p(w | cluster) with p(shortlist word) directly in the head: the
+        # head's bias is log p(w) for the shortlist and log p(cluster) = logsumexp over its words
+        # for each cluster's entry, and each cluster's output bias is log p(w | cluster).
+        head = self.adaptive.head
+        if head.bias is None:
+            raise ValueError(
+                "this adaptive softmax has no biases to start at unigram frequencies (build it "
+                "with bias=True)"
+            )
+        log_probs = _checked_log_probs(log_probs, self.adaptive.n_classes)
+        edges = self.adaptive.cutoffs  # [c1, ..., V]: the clusters are [c_i, c_i+1)
+        clusters = [log_probs[start:stop] for start, stop in itertools.pairwise(edges)]
+        cluster_log_probs = torch.stack([words.logsumexp(0) for words in clusters])
+        with torch.no_grad():
+            head.bias.copy_(torch.cat([log_probs[: edges[0]], cluster_log_probs]))
+            for (_, output), words, total in zip(self.adaptive.tail, clusters, cluster_log_probs):
+                output.bias.copy_(words - total)
+
 
 # The softmax kinds, by their config name (``SoftmaxConfig.kind`` is checked against these).
 SOFTMAX_KINDS = {"full": FullSoftmax, "sampled": SampledSoftmax, "adaptive": AdaptiveSoftmax}
+
+# How a fresh softmax's biases start (``SoftmaxConfig.init_bias`` is checked against these): zero
+# (bilm-tf's), or unigram (``Softmax.init_unigram_bias`` with the training targets' frequencies).
+BIAS_INITS = ("zero", "unigram")
 
 
 def build_softmax(kind: str, dim: int, vocab_size: int, **kwargs) -> Softmax:

@@ -13,6 +13,7 @@ import logging
 from typing import NamedTuple
 
 from elmo.config import BiLMConfig, TokenizerConfig
+from elmo.data.stream import target_log_probs
 from elmo.data.tokenizer import Tokenizer
 from elmo.data.vocab import Vocabulary
 from elmo.model import BiLM
@@ -52,20 +53,27 @@ def inherited_units(init_from: str | None, settings: TokenizerConfig) -> Inherit
     return InheritedUnits(tokenizer, vocab)
 
 
-def build_model(config: BiLMConfig, vocab_size: int, init_from: str | None = None) -> BiLM:
-    """A fresh BiLM, or one initialised from ``init_from`` with a softmax over ``vocab_size`` words.
+def build_model(config: BiLMConfig, vocab: Vocabulary, init_from: str | None = None) -> BiLM:
+    """A fresh BiLM, or one initialised from ``init_from``, with a softmax over ``vocab``.
+
+    A softmax made here (not taken over from ``init_from``) starts as ``config.softmax.init_bias``
+    says; a resumed run then loads its checkpoint over all of it.
 
     Args:
         config: the run's model config; with ``init_from`` only its softmax and dropout are used
             (the architecture is the source's).
-        vocab_size: V, the run's vocabulary size.
+        vocab: the run's vocabulary (V words; its counts for ``init_bias=unigram``).
         init_from: a model directory (ours or the published format) to start from.
 
     Raises:
-        ValueError: the source's softmax has another size than V, or its weights do not fit.
+        ValueError: the source's softmax has another size than V, or its weights do not fit;
+            ``init_bias=unigram`` with a vocabulary without counts.
     """
+    vocab_size = len(vocab)
     if not init_from:
-        return BiLM(dataclasses.replace(config, vocab_size=vocab_size).validate())
+        model = BiLM(dataclasses.replace(config, vocab_size=vocab_size).validate())
+        _init_softmax_bias(model, vocab)
+        return model
     source = load_bilm(model=init_from)
     # The architecture is the source's; the softmax and the training dropout are this run's.
     model_config = dataclasses.replace(
@@ -77,10 +85,19 @@ def build_model(config: BiLMConfig, vocab_size: int, init_from: str | None = Non
             f"{init_from}: its softmax has {source.config.vocab_size} words but the "
             f"vocabulary has {vocab_size}"
         )
+    if source.softmax is None:  # e.g. a published model: the softmax is new, this run's
+        _init_softmax_bias(model, vocab)
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
     if unexpected or any(not key.startswith("softmax.") for key in missing):
         raise ValueError(
             f"{init_from}: weights do not fit: missing {missing}, unexpected {unexpected}"
         )
-    log.info("initialised from %s%s", init_from, " (new softmax)" if missing else "")
+    log.info("initialised from %s%s", init_from, " (new softmax)" if source.softmax is None else "")
     return model
+
+
+def _init_softmax_bias(model: BiLM, vocab: Vocabulary) -> None:
+    """Start a new softmax's biases as ``model.config.softmax.init_bias`` says (zero: as built)."""
+    if model.config.softmax.init_bias == "unigram":
+        model.softmax.init_unigram_bias(target_log_probs(vocab))
+        log.info("softmax biases start at the log unigram frequencies of the training targets")

@@ -63,7 +63,7 @@ def run_training(config: TrainConfig) -> dict:
     units = _unit_sums(output_dir, tokenizer)
     if world.is_main:  # counted on this text unless init_from may have brought the units
         log_budget(run_budget(config, vocab, world.size, bool(config.init_from)), config.trainer.schedule)
-    bilm = build_model(config.model, len(vocab), config.init_from).to(device)
+    bilm = build_model(config.model, vocab, config.init_from).to(device)
     bilm.kernel = config.trainer.kernel
     objective: nn.Module = LMObjective(bilm)
     if world.size > 1:

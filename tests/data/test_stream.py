@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from elmo.data.characters import token_to_char_ids
-from elmo.data.stream import LMBatcher, iter_lines, sentence_stream, shuffle_blocks
+from elmo.data.stream import (
+    LMBatcher,
+    iter_lines,
+    sentence_stream,
+    shuffle_blocks,
+    target_log_probs,
+)
 from elmo.data.vocab import Vocabulary
 from elmo.files import InputFileError
 from tests.shared_data import shared_path
@@ -244,3 +250,21 @@ def test_a_text_without_sentences_is_a_clear_error_not_stop_iteration(tmp_path, 
     batcher = LMBatcher(str(path), vocab, batch_size=2, unroll_steps=3, max_chars=W)
     with pytest.raises(InputFileError, match=r"train\.txt: no sentences to train on"):
         next(iter(batcher))
+
+
+def test_target_log_probs_are_the_pooled_frequencies_of_both_streams_targets():
+    corpus = [*CORPUS, "a a b", "a x y"]
+    vocab = Vocabulary.build(corpus, max_size=6)  # x, y and more are <UNK>
+    counts = torch.zeros(len(vocab), dtype=torch.float64)
+    for reverse in (False, True):
+        for batch in LMBatcher(corpus, vocab, batch_size=2, unroll_steps=3, max_chars=W,
+                               reverse=reverse):  # fmt: skip
+            counts += torch.bincount(batch.next_token_ids[batch.mask], minlength=len(vocab))
+    assert counts[vocab.bos_id] == counts[vocab.eos_id] == 6 and counts[vocab.unk_id] > 0
+    expected = (counts / counts.sum()).log().float()
+    assert torch.allclose(target_log_probs(vocab, smoothing=0.0), expected, atol=1e-6)
+    # add-one smoothing (the default): a token never seen is not -inf
+    smoothed = target_log_probs(Vocabulary(vocab.tokens, [0, *vocab.counts[1:]]))
+    assert torch.isfinite(smoothed).all() and smoothed.exp().sum().item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="has no counts"):
+        target_log_probs(Vocabulary(vocab.tokens))

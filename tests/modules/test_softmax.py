@@ -11,6 +11,7 @@ from elmo.modules.softmax import (
     AdaptiveSoftmax,
     FullSoftmax,
     SampledSoftmax,
+    Softmax,
     build_softmax,
     draw_log_uniform,
     expected_counts,
@@ -160,3 +161,71 @@ def test_sampled_loss_is_reproducible_and_gradients_reach_only_used_rows(data):
     assert hidden.grad.abs().sum() > 0
     assert torch.equal(modules[0].weight.grad.abs().sum(-1) > 0, used)
     assert torch.equal(modules[0].bias.grad != 0, used)
+
+
+def unigram(seed: int = 0) -> torch.Tensor:
+    """(V,) a Zipf-like log distribution, perturbed so that no two words tie."""
+    noise = torch.rand(V, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    weights = (1.0 + 0.5 * noise) / torch.arange(1, V + 1, dtype=torch.float64)
+    return (weights / weights.sum()).log().float()
+
+
+@pytest.mark.parametrize(
+    "softmax",
+    [
+        lambda: FullSoftmax(D, V),
+        lambda: SampledSoftmax(D, V, num_samples=5),
+        lambda: AdaptiveSoftmax(D, V, cutoffs=[4, 10], div_value=2.0, bias=True),
+    ],
+    ids=["full", "sampled", "adaptive"],
+)
+def test_unigram_bias_makes_a_zero_hidden_state_predict_the_unigram_distribution(softmax):
+    torch.manual_seed(0)
+    softmax, log_probs = softmax(), unigram()
+    softmax.init_unigram_bias(log_probs + 3.0)  # only differences matter: the softmax normalises
+    hidden = torch.zeros(N, D)
+    assert_close(softmax.log_probs(hidden), log_probs.expand(N, V))
+    targets = torch.arange(N) % V
+    assert_close(softmax.nll(hidden, targets), -log_probs[targets])
+
+
+def test_the_adaptive_bias_is_the_head_and_cluster_split_of_the_unigram():
+    softmax, log_probs = AdaptiveSoftmax(D, V, cutoffs=[4, 10], div_value=2.0, bias=True), unigram()
+    softmax.init_unigram_bias(log_probs)
+    head, tail = softmax.adaptive.head.bias, [output.bias for _, output in softmax.adaptive.tail]
+    clusters = [log_probs[4:10], log_probs[10:]]
+    # shortlist words: log p(w); one entry per cluster: log p(cluster); in a cluster: log p(w | c)
+    assert_close(head, torch.cat([log_probs[:4], torch.stack([c.logsumexp(0) for c in clusters])]))
+    for bias, words in zip(tail, clusters):
+        assert_close(bias, words - words.logsumexp(0))
+
+
+def test_adaptive_biases_are_added_without_changing_the_other_weights():
+    torch.manual_seed(0)
+    plain = AdaptiveSoftmax(D, V, cutoffs=[4, 10], div_value=2.0)
+    torch.manual_seed(0)
+    biased = AdaptiveSoftmax(D, V, cutoffs=[4, 10], div_value=2.0, bias=True)
+    added = {k: tuple(v.shape) for k, v in biased.state_dict().items() if k not in plain.state_dict()}
+    assert added == {"adaptive.head.bias": (6,), "adaptive.tail.0.1.bias": (6,),
+                     "adaptive.tail.1.1.bias": (10,)}  # fmt: skip
+    assert all(torch.equal(v, biased.state_dict()[k]) for k, v in plain.state_dict().items())
+    assert all(not v.any() for k, v in biased.state_dict().items() if k in added)  # zero at first
+    hidden = torch.randn(N, D)
+    assert torch.equal(plain.log_probs(hidden), biased.log_probs(hidden))  # zero biases: the same
+
+
+def test_a_softmax_without_biases_cannot_start_at_unigram_frequencies():
+    with pytest.raises(ValueError, match="no biases .* bias=True"):
+        AdaptiveSoftmax(D, V, cutoffs=[4, 10], div_value=2.0).init_unigram_bias(unigram())
+
+    class Hierarchical(Softmax):
+        pass
+
+    with pytest.raises(ValueError, match="the Hierarchical has no bias"):
+        Hierarchical().init_unigram_bias(unigram())
+    full = FullSoftmax(D, V)
+    with pytest.raises(ValueError, match=r"expected \(20,\) log-probabilities, got shape \(19,\)"):
+        full.init_unigram_bias(unigram()[:-1])
+    with pytest.raises(ValueError, match="must be finite"):
+        full.init_unigram_bias(torch.cat([unigram()[:-1], torch.tensor([-float("inf")])]))
+    assert not full.bias.any()  # refused: left as it was
