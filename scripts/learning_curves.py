@@ -42,6 +42,10 @@ RECIPES: dict[str, list[str]] = {
     # The same with a linear decay instead of cosine.
     "adam_5e-3_linear": ["optim=adam", "trainer.lr=0.005", "trainer.schedule=linear"],
     "adam_1e-2_linear": ["optim=adam", "trainer.lr=0.01", "trainer.schedule=linear"],
+    # The softmax biases start at the log unigram frequencies (model.softmax.init_bias).
+    "adam_1e-2_unigram": ["optim=adam", "trainer.lr=0.01", "model.softmax.init_bias=unigram"],
+    "adam_2e-2_unigram": ["optim=adam", "trainer.lr=0.02", "model.softmax.init_bias=unigram"],
+    "adam_5e-3_unigram": ["optim=adam", "trainer.lr=0.005", "model.softmax.init_bias=unigram"],
     # Twice the streams per step (and half the steps' worth of time per token).
     "adam_5e-3_b64": ["optim=adam", "trainer.lr=0.005", "data.batch_size=64"],
 }
