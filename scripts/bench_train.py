@@ -15,7 +15,7 @@ bf16 autocast).
 
     flock /work/cpu.lock python scripts/bench_train.py --threads 2
     python scripts/bench_train.py --shapes tiny --steps 5 --json
-    python scripts/bench_train.py --shapes lstm_small,transformer_small --modes exact
+    python scripts/bench_train.py --shapes lstm_small,transformer_small --modes exact --parts
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def run_child(spec: dict) -> dict:
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
         if device.type == "cuda" else contextlib.nullcontext
     )  # fmt: skip
-    run, rates = RunState(), []
+    run, rates, steps = RunState(), [], []
     for step in range(spec["warmup"] + spec["steps"]):
         batches = [type(b)(*(t.to(device) for t in b)) for b in (next(i) for i in batchers)]
         tokens = int(batches[0].mask.sum() + batches[1].mask.sum())
@@ -89,13 +89,53 @@ def run_child(spec: dict) -> dict:
         train_step(objective, optimizer, scheduler, batches, run, trainer.grad_clip, autocast)
         _synchronize(device)
         if step >= spec["warmup"]:
-            rates.append(tokens / (time.perf_counter() - started))
+            steps.append(time.perf_counter() - started)
+            rates.append(tokens / steps[-1])
+    parts = _time_parts(bilm, batchers, spec, device) if spec.get("parts") else None
     return {
         "vocab_size": len(vocab),
         "softmax": config.softmax.kind,
         "tokens_per_s": statistics.median(rates),
+        "step_ms": 1000 * statistics.median(steps),
+        "parts_ms": parts,
         "peak_rss_mib": peak_rss_mib(),  # VmHWM: ru_maxrss would start at the parent's size
     }
+
+
+def _time_parts(bilm, batchers, spec: dict, device) -> dict:
+    """Where a step's time goes: the median ms of the forward and backward passes of each part
+    alone, over both directions' windows of a step, with the inputs the part gets in training
+    (the token encoder's characters; a leaf (B, T, D) for the contextualiser and for the
+    softmax, so that their input gradients are computed as in a step). What the step takes
+    beyond their sum is the optimizer, gradient clipping and the glue between the parts."""
+    import torch
+
+    iterators = [iter(b) for b in batchers]
+    parts: dict[str, list[float]] = {"token encoder": [], "contextualiser": [], "softmax": []}
+    for step in range(spec["warmup"] + spec["steps"]):
+        batches = [type(b)(*(t.to(device) for t in b)) for b in (next(i) for i in iterators)]
+        times = dict.fromkeys(parts, 0.0)
+        for direction, batch in zip(bilm.directions, batches):
+            started = time.perf_counter()
+            bilm.char_cnn(batch.char_ids).sum().backward()
+            _synchronize(device)
+            times["token encoder"] += time.perf_counter() - started
+            tokens = torch.randn(*batch.mask.shape, bilm.config.token_dim, device=device,
+                                 requires_grad=True)  # fmt: skip
+            started = time.perf_counter()
+            sum(layer.sum() for layer in direction(tokens, batch.mask, None).layers).backward()
+            _synchronize(device)
+            times["contextualiser"] += time.perf_counter() - started
+            hidden = torch.randn(int(batch.mask.sum()), bilm.config.token_dim, device=device,
+                                 requires_grad=True)  # fmt: skip
+            started = time.perf_counter()
+            bilm.softmax.loss(hidden, batch.next_token_ids[batch.mask]).backward()
+            _synchronize(device)
+            times["softmax"] += time.perf_counter() - started
+        if step >= spec["warmup"]:
+            for name, seconds in times.items():
+                parts[name].append(seconds)
+    return {name: 1000 * statistics.median(seconds) for name, seconds in parts.items()}
 
 
 def _synchronize(device) -> None:
@@ -114,6 +154,9 @@ def main() -> None:
     parser.add_argument("--unroll-steps", type=int, default=20, help="T, tokens per window")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--parts", action="store_true",
+                        help="also time the token encoder, the contextualiser and the softmax "
+                        "alone (forward + backward): where a step's time goes")  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     add_run_options(parser, TEXT, "time the elmo package in this source tree instead (rows "
                     "labelled 'baseline'; use with --modes exact)")  # fmt: skip
@@ -142,12 +185,14 @@ def main() -> None:
         (shape, mode) for shape, config in shapes.items()
         for mode in (args.modes.split(",") if config.contextualizer == "lstm" else [NO_KERNEL])
     ]  # fmt: skip
+    rows = []
     for shape, mode in runs:
         spec = {
             "shape": shape, "kernel": mode, "device": device, "text": str(args.text),
             "baseline": args.baseline is not None,
             "batch_size": args.batch_size, "unroll_steps": args.unroll_steps,
             "warmup": args.warmup, "steps": args.steps, "threads": args.threads,
+            "parts": args.parts,
         }  # fmt: skip
         result = run_in_child(__file__, spec, env)
         flops = training_flops_per_token(
@@ -158,7 +203,23 @@ def main() -> None:
             "shape": shape, "mode": "baseline" if args.baseline else mode, **result, "mflops_per_token": flops / 1e6,
             "achieved_gflops": achieved, "fraction_of_peak": achieved / peak,
         }  # fmt: skip
+        rows.append(row)
         print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+    if args.parts and not args.json:
+        print(_parts_table(rows), flush=True)
+
+
+def _parts_table(rows: list[dict]) -> str:
+    """Markdown: each row's step time and how much of it each part takes alone."""
+    names = list(rows[0]["parts_ms"])
+    lines = ["", "| shape | LSTM | step (ms) | " + " | ".join(f"{n} (ms)" for n in names)
+             + " | rest (ms) |", "| --- | --- | ---: |" + " ---: |" * (len(names) + 1)]  # fmt: skip
+    for row in rows:
+        parts = row["parts_ms"]
+        rest = row["step_ms"] - sum(parts.values())
+        cells = " | ".join(f"{parts[n]:.0f} ({100 * parts[n] / row['step_ms']:.0f}%)" for n in names)
+        lines.append(f"| {row['shape']} | {row['mode']} | {row['step_ms']:.0f} | {cells} | {rest:.0f} |")
+    return "\n".join(lines)
 
 
 def _markdown_header(header: dict) -> str:
