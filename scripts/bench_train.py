@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--unroll-steps", type=int, default=20, help="T, tokens per window")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every row this many times, interleaved, and add a table of "
+                        "medians and ratios (the machine's speed drifts; compare within rounds)")  # fmt: skip
     parser.add_argument("--parts", action="store_true",
                         help="also time the token encoder, the contextualiser and the softmax "
                         "alone (forward + backward): where a step's time goes")  # fmt: skip
@@ -186,27 +189,54 @@ def main() -> None:
         for mode in (args.modes.split(",") if config.contextualizer == "lstm" else [NO_KERNEL])
     ]  # fmt: skip
     rows = []
-    for shape, mode in runs:
-        spec = {
-            "shape": shape, "kernel": mode, "device": device, "text": str(args.text),
-            "baseline": args.baseline is not None,
-            "batch_size": args.batch_size, "unroll_steps": args.unroll_steps,
-            "warmup": args.warmup, "steps": args.steps, "threads": args.threads,
-            "parts": args.parts,
-        }  # fmt: skip
-        result = run_in_child(__file__, spec, env)
-        flops = training_flops_per_token(
-            dataclasses.replace(shapes[shape], vocab_size=result["vocab_size"])
-        )
-        achieved = flops * result["tokens_per_s"] / 1e9
-        row = {
-            "shape": shape, "mode": "baseline" if args.baseline else mode, **result, "mflops_per_token": flops / 1e6,
-            "achieved_gflops": achieved, "fraction_of_peak": achieved / peak,
-        }  # fmt: skip
-        rows.append(row)
-        print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
+    for round_number in range(1, args.rounds + 1):  # interleaved: each round runs every row
+        if round_number > 1:  # the peak of this round, beside its rows (the machine drifts)
+            peak = measure_matmul_peak(dtype=dtype, device=device)
+        for shape, mode in runs:
+            spec = {
+                "shape": shape, "kernel": mode, "device": device, "text": str(args.text),
+                "baseline": args.baseline is not None,
+                "batch_size": args.batch_size, "unroll_steps": args.unroll_steps,
+                "warmup": args.warmup, "steps": args.steps, "threads": args.threads,
+                "parts": args.parts,
+            }  # fmt: skip
+            result = run_in_child(__file__, spec, env)
+            flops = training_flops_per_token(
+                dataclasses.replace(shapes[shape], vocab_size=result["vocab_size"])
+            )
+            achieved = flops * result["tokens_per_s"] / 1e9
+            row = {
+                "shape": shape, "mode": "baseline" if args.baseline else mode, **result,
+                "mflops_per_token": flops / 1e6, "achieved_gflops": achieved,
+                "fraction_of_peak": achieved / peak, "round": round_number,
+                "matmul_peak_gflops": round(peak, 1),
+            }  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row) if args.json else _markdown_row(row), flush=True)
     if args.parts and not args.json:
         print(_parts_table(rows), flush=True)
+    if args.rounds > 1 and not args.json:
+        print(_medians_table(rows), flush=True)
+
+
+def _medians_table(rows: list[dict]) -> str:
+    """Markdown: per (shape, kernel), the median over rounds of tokens/s and of the fraction of
+    the round's peak, and the median of its per-round ratio to the first row's tokens/s."""
+    keys = list(dict.fromkeys((r["shape"], r["mode"]) for r in rows))
+    first = [r for r in rows if (r["shape"], r["mode"]) == keys[0]]
+    title = (f"Medians over {len(first)} interleaved rounds (ratio: to {keys[0][0]} {keys[0][1]} "
+             "in the same round)")  # fmt: skip
+    lines = ["", title, "",
+             "| shape | LSTM | tokens/s | of peak | ratio |", "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    for key in keys:
+        mine = [r for r in rows if (r["shape"], r["mode"]) == key]
+        ratios = [m["tokens_per_s"] / f["tokens_per_s"] for m, f in zip(mine, first)]
+        lines.append(
+            f"| {key[0]} | {key[1]} | {statistics.median(r['tokens_per_s'] for r in mine):.0f} | "
+            f"{100 * statistics.median(r['fraction_of_peak'] for r in mine):.0f}% | "
+            f"{statistics.median(ratios):.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def _parts_table(rows: list[dict]) -> str:
