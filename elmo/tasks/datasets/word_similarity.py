@@ -5,6 +5,7 @@ Some of the files have CRLF endings or no final newline, so lines are split on a
 
 from __future__ import annotations
 
+import math
 import os
 from typing import NamedTuple
 
@@ -35,5 +36,7 @@ def read_word_pairs(path: str | os.PathLike) -> list[WordPair]:
             score = float(fields[2])
         except ValueError:
             raise DataFormatError(path, number, f"score {fields[2]!r} is not a number") from None
+        if not math.isfinite(score):  # float() reads "nan" and "inf"; Spearman's rho cannot
+            raise DataFormatError(path, number, f"score {fields[2]!r} is not a finite number")
         pairs.append(WordPair(fields[0], fields[1], score))
     return require_some(pairs, path, "word pairs")

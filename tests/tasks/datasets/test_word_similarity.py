@@ -21,7 +21,8 @@ def test_reads_pairs_with_comments_crlf_and_no_final_newline(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad, message", [("cat\tdog", "expected 'word1 word2 score'"), ("a b high", "is not a number")]
+    "bad, message", [("cat\tdog", "expected 'word1 word2 score'"), ("a b high", "is not a number"),
+     ("a b nan", "'nan' is not a finite number"), ("a b -inf", "'-inf' is not a finite number")]
 )
 def test_a_malformed_line_is_named(write_file, bad, message):
     path = write_file("pairs.txt", ["a\tb\t1", bad])
