@@ -39,18 +39,29 @@ KILL_AFTER_STEP = 20  # the first checkpoint at or after this step is in the sec
 
 
 def _kill_after_checkpoint(process, checkpoint: Path, min_step: int, timeout: float = 180) -> dict:
-    """SIGKILL ``process`` once ``checkpoint`` holds a step >= min_step; returns that payload."""
+    """SIGKILL ``process`` once ``checkpoint`` holds a step >= min_step; returns that payload.
+
+    The run is stopped (SIGSTOP) while its checkpoint is read, so the payload returned is the
+    one on disk when it dies: a run left going could write the next checkpoint between the read
+    and the kill, and would then resume from a later step than the payload says.
+    """
     deadline, seen = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"the run ended (exit {process.returncode}) before it could be killed")
         stamp = checkpoint.stat().st_mtime_ns if checkpoint.is_file() else None
         if stamp != seen:  # a new checkpoint (written atomically: never half a file)
-            seen, payload = stamp, load_checkpoint(checkpoint)
-            if payload["step"] >= min_step:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-                return payload
+            process.send_signal(signal.SIGSTOP)
+            try:
+                seen = checkpoint.stat().st_mtime_ns  # the file as the stopped run left it
+                payload = load_checkpoint(checkpoint)
+                if payload["step"] >= min_step:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
+                    return payload
+            finally:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGCONT)
         time.sleep(0.01)
     process.kill()
     pytest.fail(f"no checkpoint with step >= {min_step} within {timeout} s")
