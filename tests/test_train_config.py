@@ -121,9 +121,20 @@ def test_the_default_recipe_is_the_dataclasss_and_the_papers_is_one_override_awa
     assert (paper.schedule, paper.warmup_steps) == ("constant", 0)
 
 
-def test_the_quickstart_keeps_its_measured_recipe():
-    trainer = to_train_config(_compose(["experiment=quickstart"])).trainer
-    assert (trainer.optimizer, trainer.lr, trainer.schedule, trainer.warmup_steps) == ("adam", 0.002, "constant", 0)
+def test_the_recipe_sets_how_the_softmax_biases_start():
+    # The measured default starts them at the log unigram frequencies; the paper's from zero.
+    assert to_train_config(_compose([])).model.softmax.init_bias == "unigram"
+    assert to_train_config(_compose(["optim=bilm_tf"])).model.softmax.init_bias == "zero"
+    overridden = to_train_config(_compose(["model.softmax.init_bias=zero"]))
+    assert (overridden.model.softmax.init_bias, overridden.trainer.optimizer) == ("zero", "adam")
+
+
+def test_the_quickstart_trains_with_the_default_recipe():
+    quickstart, default = (to_train_config(_compose(o)) for o in (["experiment=quickstart"], []))
+    fields = ("optimizer", "lr", "schedule", "warmup_steps", "weight_decay", "adam_betas")
+    assert {f: getattr(quickstart.trainer, f) for f in fields} == {f: getattr(default.trainer, f) for f in fields}
+    assert quickstart.model.softmax.init_bias == default.model.softmax.init_bias == "unigram"
+    assert quickstart.trainer.max_steps == 300
 
 
 def test_overrides_reach_the_dataclass():

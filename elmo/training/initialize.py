@@ -66,8 +66,7 @@ def build_model(config: BiLMConfig, vocab: Vocabulary, init_from: str | None = N
         init_from: a model directory (ours or the published format) to start from.
 
     Raises:
-        ValueError: the source's softmax has another size than V, or its weights do not fit;
-            ``init_bias=unigram`` with a vocabulary without counts.
+        ValueError: the source's softmax has another size than V, or its weights do not fit.
     """
     vocab_size = len(vocab)
     if not init_from:
@@ -97,7 +96,18 @@ def build_model(config: BiLMConfig, vocab: Vocabulary, init_from: str | None = N
 
 
 def _init_softmax_bias(model: BiLM, vocab: Vocabulary) -> None:
-    """Start a new softmax's biases as ``model.config.softmax.init_bias`` says (zero: as built)."""
-    if model.config.softmax.init_bias == "unigram":
-        model.softmax.init_unigram_bias(target_log_probs(vocab))
-        log.info("softmax biases start at the log unigram frequencies of the training targets")
+    """Start a new softmax's biases as ``model.config.softmax.init_bias`` says (zero: as built).
+
+    ``unigram`` with a vocabulary without counts (a plain token list given as ``data.vocab``, a
+    published model's vocabulary taken over by ``init_from``) warns and leaves them at zero: it
+    is the default recipe's choice, and a run that worked before must not fail for it.
+    """
+    if model.config.softmax.init_bias != "unigram":
+        return
+    if vocab.counts is None:
+        log.warning("softmax biases start at zero: init_bias=unigram needs token counts and the "
+                    "vocabulary has none (its file has no token<TAB>count lines); give counts, or "
+                    "set model.softmax.init_bias=zero to silence this")  # fmt: skip
+        return
+    model.softmax.init_unigram_bias(target_log_probs(vocab))
+    log.info("softmax biases start at the log unigram frequencies of the training targets")

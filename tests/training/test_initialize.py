@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import random
 
@@ -81,11 +82,14 @@ def test_a_fresh_model_scores_about_the_unigram_cross_entropy(tiny_config):
     assert nll["zero"] - nll["unigram"] > 0.3
 
 
-def test_unigram_needs_a_vocabulary_with_counts(tiny_config):
+def test_unigram_without_counts_warns_and_starts_at_zero(tiny_config, caplog):
+    # The default recipe asks for unigram; a vocabulary without counts (a plain token list, a
+    # published model's) must not make a run that worked before fail.
     no_counts = Vocabulary(VOCAB.tokens)
-    built(tiny_config, no_counts)  # the zero start reads no counts
-    with pytest.raises(ValueError, match="vocabulary has no counts"):
-        built(with_softmax(tiny_config, init_bias="unigram"), no_counts)
+    with caplog.at_level(logging.WARNING, logger="elmo.training.initialize"):
+        model = built(with_softmax(tiny_config, init_bias="unigram"), no_counts)
+    assert "softmax biases start at zero" in caplog.text and "init_bias=zero" in caplog.text
+    assert torch.count_nonzero(model.softmax.bias) == 0
 
 
 def test_a_bad_init_bias_is_a_clear_error(tiny_config):
