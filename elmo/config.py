@@ -303,7 +303,7 @@ class TrainerConfig:
     # "Training recipes"); the paper's recipe is configs/optim/bilm_tf.yaml: adagrad, lr 0.2,
     # constant (`elmo-train optim=bilm_tf`).
     optimizer: str = "adam"  # adam (AdamW) | adagrad (as the original)
-    lr: float = 0.01  # peak learning rate
+    lr: float = 0.003  # peak learning rate
     adagrad_initial_accumulator: float = 1.0  # the original's Adagrad initial accumulator value
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0  # L2 penalty (decoupled for adam)
