@@ -24,30 +24,43 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 # Runs argv[1:] quietly and prints its wall seconds (inside flock, so the wait is not counted).
 TIMER = (
     "import subprocess, sys, time; start = time.perf_counter(); subprocess.run(sys.argv[1:], "
     "check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
     "print(time.perf_counter() - start)"
 )
+ZERO, UNIGRAM = "model.softmax.init_bias=zero", "model.softmax.init_bias=unigram"
 RECIPES: dict[str, list[str]] = {
-    # The paper's recipe (bilm-tf): Adagrad, lr 0.2, initial accumulator 1.0, constant rate.
+    # The paper's recipe (bilm-tf): Adagrad, lr 0.2, initial accumulator 1.0, constant rate,
+    # softmax biases from zero.
     "bilm_tf": ["optim=bilm_tf"],
-    # AdamW with 100 warm-up steps and cosine decay to 0 at max_steps, by peak learning rate.
-    "adam_2e-3": ["optim=adam", "trainer.lr=0.002"],
-    "adam_3e-3": ["optim=adam", "trainer.lr=0.003"],
-    "adam_5e-3": ["optim=adam", "trainer.lr=0.005"],
-    "adam_1e-2": ["optim=adam", "trainer.lr=0.01"],
-    "adam_2e-2": ["optim=adam", "trainer.lr=0.02"],
+    # AdamW with 100 warm-up steps and cosine decay to 0 at max_steps, by peak learning rate,
+    # softmax biases from zero (as the first sweep ran, before optim=adam started them at unigram).
+    "adam_2e-3": ["optim=adam", "trainer.lr=0.002", ZERO],
+    "adam_3e-3": ["optim=adam", "trainer.lr=0.003", ZERO],
+    "adam_5e-3": ["optim=adam", "trainer.lr=0.005", ZERO],
+    "adam_1e-2": ["optim=adam", "trainer.lr=0.01", ZERO],
+    "adam_2e-2": ["optim=adam", "trainer.lr=0.02", ZERO],
     # The same with a linear decay instead of cosine.
-    "adam_5e-3_linear": ["optim=adam", "trainer.lr=0.005", "trainer.schedule=linear"],
-    "adam_1e-2_linear": ["optim=adam", "trainer.lr=0.01", "trainer.schedule=linear"],
-    # The softmax biases start at the log unigram frequencies (model.softmax.init_bias).
-    "adam_1e-2_unigram": ["optim=adam", "trainer.lr=0.01", "model.softmax.init_bias=unigram"],
-    "adam_2e-2_unigram": ["optim=adam", "trainer.lr=0.02", "model.softmax.init_bias=unigram"],
-    "adam_5e-3_unigram": ["optim=adam", "trainer.lr=0.005", "model.softmax.init_bias=unigram"],
-    # Twice the streams per step (and half the steps' worth of time per token).
-    "adam_5e-3_b64": ["optim=adam", "trainer.lr=0.005", "data.batch_size=64"],
+    "adam_5e-3_linear": ["optim=adam", "trainer.lr=0.005", "trainer.schedule=linear", ZERO],
+    "adam_1e-2_linear": ["optim=adam", "trainer.lr=0.01", "trainer.schedule=linear", ZERO],
+    # The softmax biases start at the log unigram frequencies (model.softmax.init_bias);
+    # adam_3e-3_unigram is the default recipe (configs/optim/adam.yaml).
+    "adam_3e-3_unigram": ["optim=adam", "trainer.lr=0.003", UNIGRAM],
+    "adam_5e-3_unigram": ["optim=adam", "trainer.lr=0.005", UNIGRAM],
+    "adam_1e-2_unigram": ["optim=adam", "trainer.lr=0.01", UNIGRAM],
+    "adam_2e-2_unigram": ["optim=adam", "trainer.lr=0.02", UNIGRAM],
+    "adam_3e-2_unigram": ["optim=adam", "trainer.lr=0.03", UNIGRAM],
+    # Twice the streams per step (twice the tokens, and about twice the time, per step).
+    "adam_5e-3_b64": ["optim=adam", "trainer.lr=0.005", "data.batch_size=64", ZERO],
+    "adam_1e-2_unigram_b64": ["optim=adam", "trainer.lr=0.01", UNIGRAM, "data.batch_size=64"],
+    "adam_2e-2_unigram_b64": ["optim=adam", "trainer.lr=0.02", UNIGRAM, "data.batch_size=64"],
+    # A wider LSTM (tiny's 64 cells / 16-dim projection made 128 / 32).
+    "adam_1e-2_unigram_wide": ["optim=adam", "trainer.lr=0.01", UNIGRAM,
+                               "model.lstm.projection_dim=32", "model.lstm.cell_size=128"],
 }
 
 
@@ -67,12 +80,21 @@ def run_point(model: str, recipe: str, steps: int, threads: int, extra: list[str
         timed = ["flock", str(lock), *timed]
     seconds = float(subprocess.run(timed, check=True, capture_output=True, text=True).stdout)
     metrics = json.loads((out / "metrics.json").read_text())
+    data = yaml.safe_load((out / ".hydra" / "config.yaml").read_text())["data"]
     shutil.rmtree(out, ignore_errors=True)
     return {
         "model": model, "recipe": recipe, "steps": steps, "wall_s": round(seconds, 1),
+        "train_s": round(training_seconds(metrics["history"], steps * data["batch_size"] * data["unroll_steps"]), 1), "threads": threads,
         "valid_ppl": metrics["valid"]["ppl"],
         "command": " ".join(part for part in command if not part.startswith("output_dir=")),
     }  # fmt: skip
+
+
+def training_seconds(history: list[dict], tokens_per_direction: int) -> float:
+    """Seconds spent in training steps (validation excluded): the run's tokens (both directions)
+    over the last step record's tokens/s, which counts from the run's start."""
+    last = [r for r in history if "tokens_per_s" in r][-1]
+    return 2 * tokens_per_direction / last["tokens_per_s"]
 
 
 def sweep(args: argparse.Namespace) -> None:
@@ -110,28 +132,35 @@ def plot(results: list[dict], path: Path, unigram: float | None) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    figure, (by_steps, by_time) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    figure, (by_steps, by_time) = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
     keys = list(dict.fromkeys((r["model"], r["recipe"]) for r in results))
-    for model, recipe in keys:
+    colors = plt.get_cmap("tab20").colors  # one colour per (model, recipe), up to 20
+    for index, (model, recipe) in enumerate(keys):
         points = sorted((r for r in results if (r["model"], r["recipe"]) == (model, recipe)),
                         key=lambda r: r["steps"])  # fmt: skip
         style = "-" if model == "small" else "--"
-        label = f"{model}, {recipe}"
-        by_steps.plot([p["steps"] for p in points], [p["valid_ppl"] for p in points], style,
-                      marker="o", label=label)  # fmt: skip
+        threads = sorted({str(p.get("threads", 2)) for p in points})
+        label = f"{model}, {recipe} ({'/'.join(threads)} thr)"
+        look = {"color": colors[index % len(colors)], "marker": "os^Dv"[index % 5], "label": label}
+        by_steps.plot([p["steps"] for p in points], [p["valid_ppl"] for p in points], style, **look)
         by_time.plot([p["wall_s"] / 60 for p in points], [p["valid_ppl"] for p in points], style,
-                     marker="o", label=label)  # fmt: skip
+                     **look)  # fmt: skip
     for axes, xlabel in ((by_steps, "optimizer steps (each run decays over its own max_steps)"),
-                         (by_time, "wall-clock minutes (2 threads, whole run)")):  # fmt: skip
+                         (by_time, "wall-clock minutes of the whole run (training + scoring)")):  # fmt: skip
         axes.set_xscale("log")
         axes.set_yscale("log")
+        for axis in (axes.xaxis, axes.yaxis):  # plain numbers, and none on the minor ticks
+            axis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
         axes.set_xlabel(xlabel)
         axes.grid(True, which="both", alpha=0.3)
         if unigram:
             axes.axhline(unigram, color="grey", linestyle=":", label="add-one unigram")
     by_steps.set_ylabel("WikiText-2 valid perplexity (whole file)")
-    by_time.legend(fontsize=7, loc="upper right")
+    by_time.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.suptitle("Training recipes on WikiText-2: validation perplexity at the end of each run")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
