@@ -33,34 +33,35 @@ TIMER = (
     "print(time.perf_counter() - start)"
 )
 ZERO, UNIGRAM = "model.softmax.init_bias=zero", "model.softmax.init_bias=unigram"
+LINEAR, B64 = "trainer.schedule=linear", "data.batch_size=64"
+
+
+def adam(lr: float, bias: str, *more: str) -> list[str]:
+    """AdamW (100 warm-up steps, cosine decay to 0 at max_steps) at peak ``lr``, biases ``bias``."""
+    return ["optim=adam", f"trainer.lr={lr}", bias, *more]
+
+
 RECIPES: dict[str, list[str]] = {
     # The paper's recipe (bilm-tf): Adagrad, lr 0.2, initial accumulator 1.0, constant rate,
     # softmax biases from zero.
     "bilm_tf": ["optim=bilm_tf"],
-    # AdamW with 100 warm-up steps and cosine decay to 0 at max_steps, by peak learning rate,
-    # softmax biases from zero (as the first sweep ran, before optim=adam started them at unigram).
-    "adam_2e-3": ["optim=adam", "trainer.lr=0.002", ZERO],
-    "adam_3e-3": ["optim=adam", "trainer.lr=0.003", ZERO],
-    "adam_5e-3": ["optim=adam", "trainer.lr=0.005", ZERO],
-    "adam_1e-2": ["optim=adam", "trainer.lr=0.01", ZERO],
-    "adam_2e-2": ["optim=adam", "trainer.lr=0.02", ZERO],
+    # AdamW by peak learning rate, softmax biases from zero (as the first sweep ran, before
+    # optim=adam started them at unigram).
+    **{f"adam_{name}": adam(lr, ZERO) for name, lr in
+       [("2e-3", 0.002), ("3e-3", 0.003), ("5e-3", 0.005), ("1e-2", 0.01), ("2e-2", 0.02)]},
     # The same with a linear decay instead of cosine.
-    "adam_5e-3_linear": ["optim=adam", "trainer.lr=0.005", "trainer.schedule=linear", ZERO],
-    "adam_1e-2_linear": ["optim=adam", "trainer.lr=0.01", "trainer.schedule=linear", ZERO],
+    "adam_5e-3_linear": adam(0.005, ZERO, LINEAR),
+    "adam_1e-2_linear": adam(0.01, ZERO, LINEAR),
     # The softmax biases start at the log unigram frequencies (model.softmax.init_bias);
     # adam_3e-3_unigram is the default recipe (configs/optim/adam.yaml).
-    "adam_3e-3_unigram": ["optim=adam", "trainer.lr=0.003", UNIGRAM],
-    "adam_5e-3_unigram": ["optim=adam", "trainer.lr=0.005", UNIGRAM],
-    "adam_1e-2_unigram": ["optim=adam", "trainer.lr=0.01", UNIGRAM],
-    "adam_2e-2_unigram": ["optim=adam", "trainer.lr=0.02", UNIGRAM],
-    "adam_3e-2_unigram": ["optim=adam", "trainer.lr=0.03", UNIGRAM],
+    **{f"adam_{name}_unigram": adam(lr, UNIGRAM) for name, lr in
+       [("3e-3", 0.003), ("5e-3", 0.005), ("1e-2", 0.01), ("2e-2", 0.02), ("3e-2", 0.03)]},
     # Twice the streams per step (twice the tokens, and about twice the time, per step).
-    "adam_5e-3_b64": ["optim=adam", "trainer.lr=0.005", "data.batch_size=64", ZERO],
-    "adam_1e-2_unigram_b64": ["optim=adam", "trainer.lr=0.01", UNIGRAM, "data.batch_size=64"],
-    "adam_2e-2_unigram_b64": ["optim=adam", "trainer.lr=0.02", UNIGRAM, "data.batch_size=64"],
+    "adam_5e-3_b64": adam(0.005, ZERO, B64),
+    "adam_1e-2_unigram_b64": adam(0.01, UNIGRAM, B64),
+    "adam_2e-2_unigram_b64": adam(0.02, UNIGRAM, B64),
     # A wider LSTM (tiny's 64 cells / 16-dim projection made 128 / 32).
-    "adam_1e-2_unigram_wide": ["optim=adam", "trainer.lr=0.01", UNIGRAM,
-                               "model.lstm.projection_dim=32", "model.lstm.cell_size=128"],
+    "adam_1e-2_unigram_wide": adam(0.01, UNIGRAM, "model.lstm.projection_dim=32", "model.lstm.cell_size=128"),
 }
 
 
