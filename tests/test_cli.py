@@ -48,7 +48,7 @@ def test_a_signal_during_embed_leaves_no_partial_file(tmp_path, tiny_bilm, signu
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == code
+    assert process.returncode == code, stderr[-2000:]  # rc 0 once in CI: the signal was lost
     assert stderr.strip().splitlines()[-1] == message
     assert list(out.iterdir()) == []  # neither the output nor the hidden partial file
 
