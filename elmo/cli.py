@@ -117,4 +117,9 @@ def _signals_raise() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m elmo.cli` runs this file as __main__, a second copy of the module: run the
+    # elmo.cli copy, whose _SIGNALLED the commands' raise_if_signalled reads (with this copy's
+    # handlers, a signal whose exception was lost was never seen again).
+    from elmo.cli import main as cli_main
+
+    sys.exit(cli_main())

@@ -81,3 +81,15 @@ def test_a_signal_whose_exception_was_lost_still_ends_the_next_step(signum, rais
             cli.raise_if_signalled()
     assert signal.getsignal(signum) is before  # restored on the way out
     cli.raise_if_signalled()  # and nothing left for a later command
+
+
+def test_python_m_elmo_cli_runs_the_elmo_cli_module_whose_signal_record_the_commands_read():
+    # `python -m elmo.cli` executes cli.py a second time as __main__; its handlers must record a
+    # signal where raise_if_signalled (imported from elmo.cli by the commands) looks, or a
+    # signal whose exception was lost (a weakref callback) lets the run finish with exit 0.
+    code = ("import runpy, sys, elmo.cli\n"
+            "elmo.cli.main = lambda: print('elmo.cli.main') or 7\n"
+            "sys.argv = ['elmo.cli', '--version']\n"
+            "runpy.run_module('elmo.cli', run_name='__main__', alter_sys=True)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (7, "elmo.cli.main\n"), done.stderr
