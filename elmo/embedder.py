@@ -269,6 +269,7 @@ class ElmoEmbedder:
     ) -> list[Kept]:
         """All layers (L, n, 2D) of each sentence of a window, in its order (see
         ``stream_sentences``)."""
+        self._encode_ahead(tokens)
         order = list(range(len(tokens)))
         if not self.stateful:
             order.sort(key=lambda i: -len(tokens[i]))  # stable: equal lengths keep their order
@@ -283,6 +284,23 @@ class ElmoEmbedder:
             if on_batch is not None:
                 on_batch(len(rows))
         return results
+
+    @torch.inference_mode()
+    def _encode_ahead(self, tokens: list[list[str]]) -> None:
+        """Put the token vectors of a window's distinct units in the token cache, in few passes
+        of the character CNN (``TokenVectorCache.encode_ahead``): the same bits as encoding them
+        batch by batch, with its weights read once per pass instead of once per batch."""
+        cache = self.bilm.token_cache
+        if cache is None or not cache.applies(self.bilm.char_cnn):
+            return
+        units = {
+            unit for sentence in tokens for word in self.tokenizer.word_units(sentence) for unit in word
+        }  # the words, or their pieces
+        if not units or len(units) > cache.max_entries:
+            return
+        width = self.bilm.config.char_cnn.max_characters_per_token
+        char_ids = batch_to_ids([sorted(units)], width)[0].to(self.device)  # (U, W)
+        cache.encode_ahead(self.bilm.char_cnn, char_ids)
 
     def embed_sentence(
         self, sentence: Sentence, output: LayerChoice = "all", numpy: bool = False

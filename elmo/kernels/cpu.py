@@ -8,9 +8,14 @@ weight shape, dtype and thread count, that it keeps the bits on the machine at h
 * ``hoisted_inputs``: the input projections of every position with >= ``HOIST_MIN_ROWS`` real
   rows come from one GEMM (``rows_are_independent`` checks that a row's bits do not depend on
   how many rows share its GEMM);
+* ``few_row_inputs``: the input projections of the positions with fewer rows (every position
+  at batch 1) are taken before the recurrence, position by position as before but reading the
+  weight in blocks that stay in a core's cache (``blocked_products``; ``few_row_products_exact``
+  checks the bits per row count);
 * ``one_thread_per_stack`` and ``on_side_thread``: the backward stack runs on a side thread
-  beside the forward one, each on one torch thread for steps of >= 16 rows
-  (``same_bits_on_one_thread`` checks that this keeps the bits).
+  beside the forward one, each on one torch thread for steps of >= 16 rows and for the row
+  counts below that whose products keep their bits on one thread (``same_bits_on_one_thread``,
+  ``one_thread_rows``).
 """
 
 from __future__ import annotations
@@ -40,21 +45,32 @@ PACK_ROWS = 64
 HOIST_MIN_ROWS = 16
 
 
-def step_linear(weight: torch.Tensor) -> Callable:
+def step_linear(weight: torch.Tensor, pack: bool = True) -> Callable:
     """``x, bias=None -> linear(x, weight, bias)`` for a layer's per-step products.
 
     When no gradient is needed on a CPU with MKL, the weight is packed once into MKL's GEMM
     layout, so the T per-step GEMMs do not each repack it. The result is bit-identical to
     ``linear``: checked on torch 2.13 for 1 to 100 rows, weights from 16 x 5 to 16384 x 512, with
     and without bias, with 1 and 2 threads (tests/kernels/test_cpu.py, and the fixture tests).
+    torch's packed product runs only for exactly ``PACK_ROWS`` rows and calls ``linear`` for
+    any other count, so packing is worth its cost (38 ms for a 16384 x 512 weight) only where
+    some step has that many rows: ``pack=False`` skips it (``has_rows`` tells).
 
     Args:
         weight: (out, in).
+        pack: pack the weight where that is possible.
     """
-    if _can_prepack(weight):
+    if pack and _can_prepack(weight):
         packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, PACK_ROWS)
         return lambda x, bias=None: torch.ops.mkl._mkl_linear(x, packed, weight, bias, PACK_ROWS)
     return lambda x, bias=None: nn.functional.linear(x, weight, bias)
+
+
+def has_rows(lengths: list[int], rows: int) -> bool:
+    """Whether some position has exactly ``rows`` real rows (lengths sorted, decreasing)."""
+    if rows < 1 or len(lengths) < rows or lengths[rows - 1] == 0:
+        return False
+    return len(lengths) == rows or lengths[rows] < lengths[rows - 1]
 
 
 def _can_prepack(weight: torch.Tensor) -> bool:
@@ -121,6 +137,90 @@ def hoisted_inputs(
     return nn.functional.linear(packed, weight), offsets  # (N, 4H)
 
 
+# ``blocked_products`` reads a weight in blocks of rows of about this size, small enough to stay
+# in a core's L2 cache (1 MiB on the machine of docs/benchmarks.md) while every position's
+# product is taken from the block: the weight then comes from memory once per layer instead of
+# once per position. One-row products are bound by that traffic (a 16384 x 512 weight: 4 ms).
+BLOCK_BYTES = 256 * 1024
+
+# Row counts below HOIST_MIN_ROWS that the probes below check, all at once per weight shape.
+FEW_ROWS = range(1, HOIST_MIN_ROWS)
+
+
+def blocked_products(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``linear(x[s], weight)`` for every s: (S, R, D_in) -> (S, R, out), block by block.
+
+    Each block of the weight's rows is one ``bmm`` over the S items, each item an R-row product
+    of its own: on CPU its bits are those of ``linear`` on that item alone where
+    ``few_row_products_exact`` says so (a GEMM over all S * R rows would round differently).
+    """
+    items, _, in_dim = x.shape
+    block = max(64, BLOCK_BYTES // (weight.element_size() * in_dim) // 64 * 64)
+    parts = [
+        torch.bmm(x, part.t().expand(items, in_dim, part.shape[0])) for part in weight.split(block)
+    ]  # each (S, R, block)
+    return torch.cat(parts, dim=-1)  # (S, R, out)
+
+
+_FEW_ROWS_EXACT: dict[tuple, frozenset[int]] = {}
+
+
+def few_row_products_exact(weight: torch.Tensor, rows: int) -> bool:
+    """Whether ``blocked_products`` of R = ``rows`` rows keeps ``linear``'s bits for this weight
+    shape, dtype and thread count (CPU only; checked on random data, all of FEW_ROWS at once).
+
+    True with MKL on 1 thread for every count, and on 2 threads except 5-7 and 9-11 rows, whose
+    ``linear`` splits its work between the threads (torch 2.13, docs/benchmarks.md).
+    """
+    if weight.device.type != "cpu" or rows not in FEW_ROWS:
+        return False
+    key = (tuple(weight.shape), weight.dtype, torch.get_num_threads())
+    if key not in _FEW_ROWS_EXACT:
+        generator = torch.Generator().manual_seed(2)
+        out_dim, in_dim = weight.shape
+        x = torch.randn(2, FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
+        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+        with torch.no_grad():
+            _FEW_ROWS_EXACT[key] = frozenset(
+                count
+                for count in FEW_ROWS
+                if torch.equal(
+                    blocked_products(x[:, :count], probe),
+                    torch.stack([nn.functional.linear(item[:count], probe) for item in x]),
+                )
+            )
+    return rows in _FEW_ROWS_EXACT[key]
+
+
+def few_row_inputs(
+    inputs: torch.Tensor, lengths: list[int], weight: torch.Tensor, start: int, threads: Callable[[int], int]
+) -> dict[int, torch.Tensor]:
+    """The input projections of positions ``start`` .. T-1, each with fewer than HOIST_MIN_ROWS
+    rows, taken before the recurrence: every run of two or more positions with the same row
+    count R is one ``blocked_products``, where that keeps each position's bits.
+
+    Args:
+        inputs: (B, T, D_in); lengths: B ints, non-increasing; weight: (4H, D_in).
+        start: the first position not hoisted (``hoisted_inputs``).
+        threads: the torch threads a step of R rows runs on; the products are taken on as many.
+
+    Returns:
+        position -> its (R, 4H) projection; positions left out compute their own.
+    """
+    projected: dict[int, torch.Tensor] = {}
+    index, steps = start, (lengths[0] if lengths else 0)
+    while index < steps:
+        rows = active_rows(lengths, index)
+        end = lengths[rows - 1]  # positions index .. end - 1 have exactly R rows
+        with thread_count(threads(rows)):
+            if end - index >= 2 and few_row_products_exact(weight, rows):
+                block = inputs[:rows, index:end].transpose(0, 1).contiguous()  # (S, R, D_in)
+                for offset, product in enumerate(blocked_products(block, weight)):
+                    projected[index + offset] = product  # (R, 4H)
+        index = end
+    return projected
+
+
 _ONE_THREAD: dict[tuple, bool] = {}
 _CALLER_THREADS = threading.local()  # .count: set inside ``one_thread_per_stack``
 
@@ -183,14 +283,69 @@ def caller_threads(cell_size: int, weights: tuple[torch.Tensor, ...]) -> int | N
     caller = getattr(_CALLER_THREADS, "count", None)
     if caller is None or caller == 1 or cell_size % 64 != 0:
         return None
-    if not all(same_bits_on_one_thread(weight) for weight in weights):
-        return None
+    with thread_count(caller):  # the probes compare the caller's count with one thread
+        if not all(same_bits_on_one_thread(weight) for weight in weights):
+            return None
     return caller
 
 
-def threads_for(rows: int, caller: int) -> int:
-    """The torch threads a step of ``rows`` rows runs on inside ``one_thread_per_stack``."""
-    return 1 if rows >= HOIST_MIN_ROWS else caller
+def rows_alone(products: list[tuple[torch.Tensor, bool]], caller: int) -> frozenset[int]:
+    """The row counts below HOIST_MIN_ROWS at which every per-step product (weight, with a bias
+    or not) keeps on one thread the bits it has on ``caller`` threads (``one_thread_rows``)."""
+    with thread_count(caller):
+        found = [one_thread_rows(weight, with_bias) for weight, with_bias in products]
+    return frozenset.intersection(*found)
+
+
+@contextlib.contextmanager
+def thread_count(threads: int) -> Iterator[None]:
+    """Within this: torch runs on ``threads`` threads; the count before is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+_ONE_THREAD_ROWS: dict[tuple, frozenset[int]] = {}
+
+
+def one_thread_rows(weight: torch.Tensor, with_bias: bool) -> frozenset[int]:
+    """The row counts of FEW_ROWS whose ``linear`` (with a bias or without) has the same bits on
+    one thread as on the current count, for this weight shape and dtype (CPU; random data).
+
+    With MKL on torch 2.13 and 2 threads: all but 5-7 and 9-11, so one sentence at a time runs
+    each stack on a thread of its own (docs/benchmarks.md).
+    """
+    threads = torch.get_num_threads()
+    key = (tuple(weight.shape), weight.dtype, threads, with_bias)
+    if key not in _ONE_THREAD_ROWS:
+        generator = torch.Generator().manual_seed(3)
+        out_dim, in_dim = weight.shape
+        x = torch.randn(FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
+        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+        bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype) if with_bias else None
+        with torch.no_grad():
+            products = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
+            torch.set_num_threads(1)
+            try:
+                alone = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
+            finally:
+                torch.set_num_threads(threads)
+        _ONE_THREAD_ROWS[key] = frozenset(
+            rows for rows, a, b in zip(FEW_ROWS, products, alone) if torch.equal(a, b)
+        )
+    return _ONE_THREAD_ROWS[key]
+
+
+def threads_for(rows: int, caller: int, alone: frozenset[int] = frozenset()) -> int:
+    """The torch threads a step of ``rows`` rows runs on inside ``one_thread_per_stack``.
+
+    ``alone``: row counts below HOIST_MIN_ROWS that run on one thread too (``one_thread_rows``
+    of every weight the step multiplies by).
+    """
+    return 1 if rows >= HOIST_MIN_ROWS or rows in alone else caller
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process id, its pool)

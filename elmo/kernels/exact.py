@@ -1,11 +1,13 @@
 """The default kernel: the reference order of operations, every bit kept, run fast on CPU.
 
-Per layer (``exact_step``): prepacked weights for the per-step products, the input projections
-of positions with >= 16 real rows from one GEMM, and, beside the other stack, steps of >= 16
-rows on one torch thread. Per biLM (``run_directions``): for inference on a CPU with two or more
-threads, the backward stack runs on a side thread while the forward one runs (torch releases
-the GIL in its ops), since the many small per-step products of either stack leave cores idle
-that the other can use. Each of these keeps the bits of the reference loop on the machine at
+Per layer (``exact_step``): prepacked weights for the per-step products (where some step has
+the rows they are packed for), the input projections of positions with >= 16 real rows from
+one GEMM and those of the other positions before the loop, reading the weight block by block
+(batch 1: every position), and, beside the other stack, steps of >= 16 rows, and of the fewer
+row counts whose products keep their bits there, on one torch thread. Per biLM
+(``run_directions``): for inference on a CPU with two or more threads, the backward stack runs
+on a side thread while the forward one runs (torch releases the GIL in its ops), since the many
+small per-step products of either stack leave cores idle that the other can use. Each of these keeps the bits of the reference loop on the machine at
 hand: ``elmo.kernels.cpu`` says why and probes it; elsewhere (a GPU) it falls back to the
 per-step products.
 """
@@ -20,10 +22,14 @@ import torch
 
 from elmo.kernels.base import RecurrenceKernel
 from elmo.kernels.cpu import (
+    PACK_ROWS,
     caller_threads,
+    few_row_inputs,
+    has_rows,
     hoisted_inputs,
     on_one_thread,
     on_side_thread,
+    rows_alone,
     rows_are_independent,
     step_linear,
     threads_for,
@@ -73,22 +79,35 @@ def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> La
     """
     bias = layer.gate_bias()  # (4H,)
     weights = (layer.input_weight, layer.recurrent_weight, layer.projection_weight)
-    input_linear, recurrent_linear, project = (step_linear(weight) for weight in weights)
+    hoist = rows_are_independent(layer.input_weight)
+    pack = has_rows(lengths, PACK_ROWS)  # only then does a packed weight serve a product
+    input_linear = step_linear(layer.input_weight, pack=pack and not hoist)
+    recurrent_linear, project = (step_linear(weight, pack=pack) for weight in weights[1:])
     caller = caller_threads(layer.cell_size, weights)  # None: keep the thread count as it is
-    threads = threads_for(inputs.shape[0], caller) if caller is not None else 0
+    alone = frozenset()
+    if caller is not None:  # the per-step products of few rows that may run on one thread
+        alone = rows_alone([(weights[0], False), (weights[1], True), (weights[2], False)], caller)
+
+    def placement(rows: int) -> int:
+        return threads_for(rows, caller, alone) if caller is not None else torch.get_num_threads()
+
+    projected, offsets = inputs.new_zeros(0), [0]
+    if hoist:
+        projected, offsets = hoisted_inputs(inputs, lengths, layer.input_weight)  # (N, 4H)
+    few = few_row_inputs(inputs, lengths, layer.input_weight, len(offsets) - 1, placement)
+    threads = placement(inputs.shape[0])
     if caller is not None:
         torch.set_num_threads(threads)
-    projected, offsets = inputs.new_zeros(0), [0]
-    if rows_are_independent(layer.input_weight):
-        projected, offsets = hoisted_inputs(inputs, lengths, layer.input_weight)  # (N, 4H)
 
     def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
         nonlocal threads  # what this thread runs on now: no query per step
-        if caller is not None and threads != (wanted := threads_for(rows, caller)):
-            threads = wanted  # rows only fall (reversed: only rise), so this happens once
+        if caller is not None and threads != (wanted := placement(rows)):
+            threads = wanted  # rows only fall (reversed: only rise): this happens a few times
             torch.set_num_threads(threads)
         if index + 1 < len(offsets):  # hoisted: the same bits as the step's own GEMM
             step_input = projected[offsets[index] : offsets[index + 1]]  # (R, 4H)
+        elif index in few:  # taken before the loop: the same bits as the step's own product
+            step_input = few[index]  # (R, 4H)
         else:
             step_input = input_linear(inputs[:rows, index])  # (R, 4H)
         return step_input + recurrent_linear(hidden, bias)

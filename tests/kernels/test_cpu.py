@@ -8,11 +8,19 @@ from lstm_cases import LENGTHS, make_layer, padded_inputs, random_state
 
 from elmo.config import LSTMConfig
 from elmo.kernels.cpu import (
+    FEW_ROWS,
     HOIST_MIN_ROWS,
+    PACK_ROWS,
+    blocked_products,
+    few_row_inputs,
+    few_row_products_exact,
+    has_rows,
     hoisted_inputs,
     one_thread_per_stack,
+    rows_alone,
     same_bits_on_one_thread,
     step_linear,
+    thread_count,
 )
 from elmo.kernels.exact import ExactKernel
 from elmo.modules.lstm import LstmLayer, active_rows
@@ -29,6 +37,79 @@ def test_step_linear_is_linear_bit_for_bit(shape):
             assert torch.equal(step_linear(weight)(x), torch.nn.functional.linear(x, weight))
             assert torch.equal(step_linear(weight)(x, bias), torch.nn.functional.linear(x, weight, bias))
     assert step_linear(weight.requires_grad_())(x).grad_fn is not None  # grad mode: plain linear
+
+
+def test_step_linear_without_packing_is_linear():
+    weight, x = torch.randn(256, 48), torch.randn(64, 48)
+    with torch.no_grad():
+        assert torch.equal(step_linear(weight, pack=False)(x), torch.nn.functional.linear(x, weight))
+
+
+@pytest.mark.parametrize(
+    ("lengths", "rows", "expected"),
+    [([5, 3, 3, 1], 4, True), ([5, 3, 3, 1], 3, True), ([5, 3, 3, 1], 2, False),
+     ([5, 3, 3, 1], 1, True), ([3, 3, 3], 3, True), ([3, 3, 0], 3, False), ([2], 5, False)],
+)  # fmt: skip
+def test_has_rows_says_whether_some_position_has_exactly_that_many_rows(lengths, rows, expected):
+    counts = {active_rows(lengths, index) for index in range(lengths[0])}
+    assert has_rows(lengths, rows) is expected is (rows in counts)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(4096, 128), (512, 16), (64, 24)])
+def test_blocked_products_keep_linears_bits_where_the_probe_says_so(shape, threads):
+    # One sentence at a time (1 row) must always qualify: it is what the block reading is for.
+    weight = torch.randn(*shape) * shape[1] ** -0.5
+    x = torch.randn(6, 15, shape[1])
+    with thread_count(threads), torch.no_grad():
+        assert few_row_products_exact(weight, 1)
+        for rows in FEW_ROWS:
+            if few_row_products_exact(weight, rows):
+                each = torch.stack([torch.nn.functional.linear(item[:rows], weight) for item in x])
+                assert torch.equal(blocked_products(x[:, :rows], weight), each)
+        if threads == 1:  # with MKL on one thread every row count qualifies
+            assert all(few_row_products_exact(weight, rows) for rows in FEW_ROWS)
+    assert not few_row_products_exact(weight, HOIST_MIN_ROWS)  # hoisted_inputs' business
+
+
+def test_few_row_inputs_are_each_positions_own_product():
+    weight = torch.randn(256, 24)
+    lengths = [30, 30, 12, 12, 12, 7, 1]  # positions 0: 7 rows, 1-6: 6, 7-11: 5, 12-29: 2
+    inputs = padded_inputs(lengths, dim=24)
+    with torch.no_grad(), thread_count(1):  # the steps' own products on the same one thread
+        few = few_row_inputs(inputs, lengths, weight, start=0, threads=lambda rows: 1)
+        assert sorted(few) == list(range(1, 30))  # position 0 is a run of one: left out
+        for index, product in few.items():
+            own = torch.nn.functional.linear(inputs[: active_rows(lengths, index), index], weight)
+            assert torch.equal(product, own)
+        later = few_row_inputs(inputs, lengths, weight, start=11, threads=lambda rows: 1)
+        assert sorted(later) == list(range(12, 30))  # position 11 is a run of one: left out
+
+
+@pytest.mark.parametrize("lengths", [[41], [37, 20, 9, 9, 3]], ids=["batch_1", "batch_5"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
+def test_few_rows_beside_another_stack_keep_every_bit(lengths, reverse):
+    # One sentence at a time: every input projection comes from blocked_products and the steps
+    # run on one thread beside the other stack; the chaotic weights show any 1e-7.
+    config = LSTMConfig(num_layers=1, cell_size=128, projection_dim=48, cell_clip=3.0,
+                        projection_clip=3.0)  # fmt: skip
+    layer = LstmLayer(48, config)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.mul_(8.0)
+    inputs = padded_inputs(lengths, dim=48)
+    state = (torch.zeros(len(lengths), 48), torch.zeros(len(lengths), 128))
+    with thread_count(2), torch.no_grad():
+        expected = layer(inputs, lengths, state, reverse)  # the reference loop
+        with one_thread_per_stack():
+            actual = EXACT.run_layer(layer, inputs, lengths, state, reverse)
+        assert torch.get_num_threads() == 2
+    assert torch.equal(actual[0], expected[0])
+    assert all(torch.equal(a, b) for a, b in zip(actual[1], expected[1]))
+
+
+def test_pack_rows_is_what_the_packed_product_serves():
+    assert has_rows([3] * PACK_ROWS, PACK_ROWS) and not has_rows([3] * (PACK_ROWS - 1), PACK_ROWS)
 
 
 def _batch_of_64(dim: int) -> tuple[torch.Tensor, list[int]]:
@@ -70,8 +151,9 @@ def _threads_by_rows(layer: LstmLayer, monkeypatch) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
 def test_one_thread_per_stack_keeps_every_bit_and_the_callers_thread_count(reverse, monkeypatch):
-    # Beside another stack, the recurrence runs on one thread from 16 rows up, and on the
-    # caller's count below (where some products of 5-11 rows round by thread count).
+    # Beside another stack, the recurrence runs on one thread from 16 rows up, and below that
+    # for the row counts whose products keep their bits there (on MKL with 2 threads, all but
+    # 5-7 and 9-11 rows); the others run on the caller's count.
     config = LSTMConfig(
         num_layers=1, cell_size=128, projection_dim=48, cell_clip=3.0, projection_clip=3.0
     )
@@ -92,8 +174,11 @@ def test_one_thread_per_stack_keeps_every_bit_and_the_callers_thread_count(rever
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
-    assert all(threads == (1 if rows >= HOIST_MIN_ROWS else 2) for rows, threads in seen)
-    assert {threads for _, threads in seen} == {1, 2}
+    with thread_count(2):
+        weights = [(layer.input_weight, False), (layer.recurrent_weight, True)]
+        alone = rows_alone([*weights, (layer.projection_weight, False)], caller=2)
+    assert all(threads == (1 if rows >= HOIST_MIN_ROWS or rows in alone else 2) for rows, threads in seen)
+    assert 1 in {threads for _, threads in seen}
     assert torch.equal(actual[0], expected[0])
     assert all(torch.equal(a, b) for a, b in zip(actual[1], expected[1]))
 

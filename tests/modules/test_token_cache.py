@@ -113,3 +113,30 @@ def test_the_biLM_owns_one_cache_and_each_embedder_starts_it_empty(tiny_bilm):
     assert second.token_cache.max_entries == 7
     ElmoEmbedder(tiny_bilm, cache_size=0)
     assert tiny_bilm.token_cache is None
+
+
+def test_a_window_is_encoded_ahead_in_one_pass_with_the_same_bits(monkeypatch, reference_threads):
+    # One sentence per batch: the window's words go through the character CNN together, before
+    # the batches; the chaotic fixture's weights show any rounding difference.
+    folder = shared_path("fixtures", "elmo-random-mid")
+    text = (folder / "sentences.txt").read_text(encoding="utf-8")
+    sentences = [line.split() for line in text.rstrip("\n").split("\n")]
+    bilm = load_published(folder / "options.json", folder / "weights.hdf5")
+    plain = ElmoEmbedder(bilm, batch_size=1, cache_size=0).embed_sentences(sentences)
+    embedder = ElmoEmbedder(bilm, batch_size=1)
+    passes, encode = [], bilm.char_cnn.encode_distinct
+    monkeypatch.setattr(
+        bilm.char_cnn, "encode_distinct", lambda ids: passes.append(len(ids)) or encode(ids)
+    )
+    ahead = embedder.embed_sentences(sentences)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, plain, strict=True))
+    assert passes == [len({word for sentence in sentences for word in sentence})]  # one pass
+
+
+def test_encoding_ahead_skips_a_window_that_would_not_fit(tiny_bilm):
+    cache = TokenVectorCache(max_entries=2)
+    with torch.no_grad():
+        cache.encode_ahead(tiny_bilm.char_cnn, batch_to_ids([["a", "b", "c"]])[0])
+        assert len(cache) == 0
+        cache.encode_ahead(tiny_bilm.char_cnn, batch_to_ids([["a", "b"]])[0])
+    assert len(cache) == 2 and cache.misses == 2
