@@ -224,7 +224,8 @@ def published_to_state_dict(
             out[f"{prefix}.recurrent_weight"] = kernel[:, D:]
             out[f"{prefix}.bias"] = _swap_gates(read(f"{cell}/B", (4 * H,)), H)
             out[f"{prefix}.projection_weight"] = read(f"{cell}/W_P_0", (H, D)).T
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+    # torch's blocked, threaded copy: transposes numpy copies several times slower (ORIGINAL: 0.7 s)
+    return {k: torch.from_numpy(v).contiguous() for k, v in out.items()}
 
 
 def state_dict_to_published(state: dict[str, np.ndarray], config: BiLMConfig) -> dict[str, np.ndarray]:
