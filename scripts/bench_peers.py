@@ -23,6 +23,14 @@ first) and the cases; the table gives medians over the rounds and the largest pe
 Cases (``--cases shape:batch:sentences``): the issue's small shape batch 64, ORIGINAL batch 64 and
 small batch 1, on the first N sentences of WikiText-2 valid (``bench_embed.load_sentences``).
 
+Training (``--train-cases shape:batch``, default the published small shape at batch 64): ours
+(``bench_train.run_child``: ``train_step`` on B streams x 20 tokens per direction of WikiText-2
+train, the shape's sampled softmax of 8,192, AdamW, the exact kernel) against ELMoForManyLangs'
+training step on the same text (``peers.manylangs_train_steps``: B pieces of at most 20 tokens,
+its own sampled softmax of 8,192 columns, Adam), each in a fresh process, in the same rounds:
+LM predictions per second of the median timed step (``--train-steps`` after
+``--train-warmup``), and peak RSS. AllenNLP's modules have no language-model trainer.
+
 What running the peers taught (2026-12, torch 2.13 CPU):
 
 * ELMoForManyLangs 0.0.4.post2 imports under torch 2.x after four text patches (``peers.py``);
@@ -46,6 +54,7 @@ What running the peers taught (2026-12, torch 2.13 CPU):
     python scripts/bench_peers.py --allennlp-git /work/.mirror/allenai+allennlp/repo --setup-only
     flock /tmp/cpu.lock python scripts/bench_peers.py --rounds 3
     python scripts/bench_peers.py --cases small:64:40 --rounds 1          # a smoke run
+    python scripts/bench_peers.py --cases '' --train-cases small:64 --rounds 3   # training only
 """
 
 from __future__ import annotations
@@ -58,14 +67,66 @@ import time
 from pathlib import Path
 
 from bench_embed import TEXT, _cpu_model, elmo_command, load_sentences, timed_process
-from peers import SCRATCH, allennlp_embed, peer_environment, setup
+from peers import SCRATCH, allennlp_embed, manylangs_train_steps, peer_environment, setup
 
 IMPLEMENTATIONS = ("elmo embed", "elmo", "allennlp", "manylangs")
 CASES = "small:64:2000,original:64:500,small:1:200"
+TRAINERS = ("elmo", "manylangs")  # AllenNLP's modules hold no language-model trainer
+TRAIN_CASES = "small:64"
+TRAIN_TEXT = TEXT.parent / "wiki.train.tokens"
+
+
+def train_child(spec: dict) -> dict:
+    """Time training steps of one implementation in this (fresh) process: LM predictions/s."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    if spec["implementation"] == "elmo":
+        from bench_train import run_child as time_our_steps
+
+        ours = time_our_steps({"shape": spec["shape"], "kernel": "exact", "device": "cpu",
+                               "text": spec["text"], "baseline": False,
+                               "batch_size": spec["batch_size"], "unroll_steps": 20,
+                               "warmup": spec["warmup"], "steps": spec["steps"],
+                               "threads": spec["threads"], "parts": False})  # fmt: skip
+        return {"predictions_per_s": ours["tokens_per_s"], "softmax": ours["softmax"]}
+    timed = manylangs_train_steps(Path(spec["model"]) / "manylangs" / "cnn.json",
+                                  Path(spec["text"]), spec["batch_size"], spec["warmup"],
+                                  spec["steps"])  # fmt: skip
+    return {"predictions_per_s": statistics.median(n / seconds for n, seconds in timed),
+            "softmax": "sampled"}  # fmt: skip
+
+
+def train_once(name: str, case: dict, paths: dict, args: argparse.Namespace) -> dict:
+    """One fresh process training one implementation: its median step's rate and peak RSS."""
+    spec = {"task": "train", "implementation": name, "shape": case["shape"],
+            "model": str(paths["models"] / case["shape"]), "text": str(TRAIN_TEXT),
+            "batch_size": case["batch_size"], "warmup": args.train_warmup,
+            "steps": args.train_steps, "threads": args.threads}  # fmt: skip
+    command = [sys.executable, __file__, "--child", json.dumps(spec)]
+    _, peak_kib, stdout = timed_process(command, peer_environment(paths, args.threads))
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return {**result, "peak_rss_mib": peak_kib / 1024}
+
+
+def train_table(cases: list[dict], runs: dict) -> str:
+    """The markdown table of the training rounds' medians."""
+    lines = ["| case | implementation | LM predictions/s | peak RSS (MiB) | elmo / this |",
+             "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    for case in cases:
+        rates = {name: statistics.median(r["predictions_per_s"] for r in done)
+                 for name in TRAINERS if (done := runs.get((case["name"], name)))}  # fmt: skip
+        for name, rate in rates.items():
+            rss = max(r["peak_rss_mib"] for r in runs[(case["name"], name)])
+            ratio = _number(rates.get("elmo") and rates["elmo"] / rate, "{:.2f}x")
+            lines.append(f"| {case['name']} | {name} | {rate:,.0f} | {rss:,.0f} | {ratio} |")
+    return "\n".join(lines)
 
 
 def run_child(spec: dict) -> dict:
     """Embed the spec's sentences with one implementation, in this (fresh) process."""
+    if spec.get("task") == "train":
+        return train_child(spec)
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -188,6 +249,11 @@ def main() -> None:
     parser.add_argument("--output", default="all", choices=["all", "top", "average"],
                         help="what elmo embed writes")
     parser.add_argument("--text", type=Path, default=TEXT)
+    parser.add_argument("--train-cases", default=TRAIN_CASES,
+                        help=f"shape:batch,... trained by elmo and ELMoForManyLangs ('' for none; "
+                        f"default {TRAIN_CASES})")  # fmt: skip
+    parser.add_argument("--train-warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--train-steps", type=int, default=8, help="timed training steps")
     parser.add_argument("--setup-only", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -195,13 +261,18 @@ def main() -> None:
         print(json.dumps(run_child(json.loads(args.child))))
         return
     names = args.implementations.split(",")
-    shapes = sorted({item.split(":")[0] for item in args.cases.split(",")})
+    items = [item for item in f"{args.cases},{args.train_cases}".split(",") if item]
+    shapes = sorted({item.split(":")[0] for item in items})  # the models both parts need
     paths = setup(args.scratch, args.allennlp_git, shapes)
     if args.setup_only:
         return
-    cases = parse_cases(args.cases, args.text, args.scratch)
+    cases = parse_cases(args.cases, args.text, args.scratch) if args.cases else []
+    train_cases = [{"name": item, "shape": item.split(":")[0], "batch_size": int(item.split(":")[1])}
+                   for item in args.train_cases.split(",") if item]  # fmt: skip
+    trainers = [name for name in TRAINERS if name in names or name == "elmo" and "elmo embed" in names]
     print(f"{_cpu_model()}, {args.threads} threads; {args.rounds} rounds", file=sys.stderr)
     runs: dict[tuple[str, str], list[dict]] = {}
+    trained: dict[tuple[str, str], list[dict]] = {}
     for round_index in range(args.rounds):
         for case in cases:
             shift = round_index % len(names)
@@ -211,7 +282,19 @@ def main() -> None:
                 print(f"round {round_index + 1} {case['name']} {name}: "
                       f"{case['tokens'] / result['seconds']:,.0f} tokens/s end to end, "
                       f"{result['peak_rss_mib']:,.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
-    print(table(cases, runs))
+        for case in train_cases:
+            shift = round_index % len(trainers)
+            for name in trainers[shift:] + trainers[:shift]:
+                result = train_once(name, case, paths, args)
+                trained.setdefault((case["name"], name), []).append(result)
+                print(f"round {round_index + 1} train {case['name']} {name}: "
+                      f"{result['predictions_per_s']:,.0f} LM predictions/s, "
+                      f"{result['peak_rss_mib']:,.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
+    if cases:
+        print(table(cases, runs))
+    if train_cases:
+        print("\nTraining, batch B x 20 tokens per direction, sampled softmax (8,192):\n")
+        print(train_table(train_cases, trained))
 
 
 if __name__ == "__main__":

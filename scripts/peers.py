@@ -362,6 +362,62 @@ def allennlp_embed(bilm, mapper, sentences: list[list[str]], batch_size: int) ->
     return vectors
 
 
+def manylangs_train_steps(config_file: Path, text: Path, batch_size: int, warmup: int,
+                          steps: int) -> list[tuple[int, float]]:  # fmt: skip
+    """Time ELMoForManyLangs' training step (``biLM.train_model``'s loop body) at a model config.
+
+    Set up as its ``biLM.train`` does: ``read_corpus`` (pieces of at most 20 tokens with
+    ``<bos>``/``<eos>``), every word of the text in the vocabulary (``min_count`` 1: WikiText-2
+    already maps rare words to ``<unk>``), the characters of the text, ``create_batches`` (sorted
+    by length, no shuffling) over the first ``batch_size * (warmup + steps)`` pieces, and Adam
+    (lr 0.001). A step is ``zero_grad``, the forward of both directions through its sampled
+    softmax, the mean loss's backward, ``clip_grad_norm_`` (5) and the optimizer's step.
+
+    Returns:
+        (LM predictions, seconds) of each timed step: predictions of both directions (every
+        token of a piece but the first, forward, and the last, backward).
+    """
+    import random
+    import time
+
+    import torch
+    from elmoformanylangs.biLM import Model, create_batches, get_truncated_vocab, read_corpus
+    from elmoformanylangs.modules.embedding_layer import EmbeddingLayer
+
+    torch.manual_seed(0)
+    random.seed(0)
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    data = read_corpus(str(text), config["token_embedder"]["max_characters_per_token"], 20)
+    words = {}
+    for special in ["<oov>", "<bos>", "<eos>", "<pad>"]:
+        words[special] = len(words)
+    for word, _ in get_truncated_vocab(data, 1):
+        words.setdefault(word, len(words))
+    characters = {}
+    for piece in data:
+        for word in piece:
+            for character in word:
+                characters.setdefault(character, len(characters))
+    for special in ["<bos>", "<eos>", "<oov>", "<pad>", "<bow>", "<eow>"]:
+        characters.setdefault(special, len(characters))
+    char_layer = EmbeddingLayer(config["token_embedder"]["char_dim"], characters, fix_emb=False)
+    model = Model(config, None, char_layer, len(words)).train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.001)
+    needed = data[: batch_size * (warmup + steps)]
+    batches = create_batches(needed, batch_size, words, characters, config, shuffle=False)
+    timed = []
+    for index, (w, c, _, masks) in enumerate(zip(*batches)):
+        started = time.perf_counter()
+        model.zero_grad()
+        loss_forward, loss_backward = model.forward(w, c, masks)
+        ((loss_forward + loss_backward) / 2.0).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        if index >= warmup:
+            timed.append((len(masks[1]) + len(masks[2]), time.perf_counter() - started))
+    return timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
