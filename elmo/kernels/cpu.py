@@ -205,9 +205,13 @@ def few_row_inputs(
         threads: the torch threads a step of R rows runs on; the products are taken on as many.
 
     Returns:
-        position -> its (R, 4H) projection; positions left out compute their own.
+        position -> its (R, 4H) projection; positions left out compute their own. Empty when a
+        gradient is needed: it is an inference lever, and the expanded weight's gradient would
+        be summed in another order (and held S times over).
     """
     projected: dict[int, torch.Tensor] = {}
+    if torch.is_grad_enabled() and (weight.requires_grad or inputs.requires_grad):
+        return projected
     index, steps = start, (lengths[0] if lengths else 0)
     while index < steps:
         rows = active_rows(lengths, index)

@@ -84,6 +84,8 @@ def test_few_row_inputs_are_each_positions_own_product():
             assert torch.equal(product, own)
         later = few_row_inputs(inputs, lengths, weight, start=11, threads=lambda rows: 1)
         assert sorted(later) == list(range(12, 30))  # position 11 is a run of one: left out
+    trained = weight.requires_grad_()  # with a gradient: the steps compute their own
+    assert few_row_inputs(inputs, lengths, trained, start=0, threads=lambda rows: 1) == {}
 
 
 @pytest.mark.parametrize("lengths", [[41], [37, 20, 9, 9, 3]], ids=["batch_1", "batch_5"])
