@@ -7,9 +7,9 @@ one GEMM and those of the other positions before the loop, reading the weight bl
 row counts whose products keep their bits there, on one torch thread. Per biLM
 (``run_directions``): for inference on a CPU with two or more threads, the backward stack runs
 on a side thread while the forward one runs (torch releases the GIL in its ops), since the many
-small per-step products of either stack leave cores idle that the other can use. Each of these keeps the bits of the reference loop on the machine at
-hand: ``elmo.kernels.cpu`` says why and probes it; elsewhere (a GPU) it falls back to the
-per-step products.
+small per-step products of either stack leave cores idle that the other can use. Each of these
+keeps the bits of the reference loop on the machine at hand: ``elmo.kernels.cpu`` says why and
+probes it; elsewhere (a GPU) it falls back to the per-step products.
 """
 
 from __future__ import annotations

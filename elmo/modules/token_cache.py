@@ -93,6 +93,9 @@ class TokenVectorCache:
         self._check_weights(char_cnn)
         keys = [row.tobytes() for row in distinct.cpu().numpy()]
         missing = [i for i, key in enumerate(keys) if key not in self._vectors]
+        for key in keys:  # the window's hits become recent: the evictions below spare them
+            if key in self._vectors:
+                self._vectors.move_to_end(key)
         for start in range(0, len(missing), AHEAD_ROWS):
             rows = missing[start : start + AHEAD_ROWS]
             fresh = char_cnn.encode_distinct(distinct[rows])  # (M, D)

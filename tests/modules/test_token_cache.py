@@ -140,3 +140,14 @@ def test_encoding_ahead_skips_a_window_that_would_not_fit(tiny_bilm):
         assert len(cache) == 0
         cache.encode_ahead(tiny_bilm.char_cnn, batch_to_ids([["a", "b"]])[0])
     assert len(cache) == 2 and cache.misses == 2
+
+
+def test_encoding_ahead_keeps_the_windows_hits_when_the_cache_is_full(tiny_bilm):
+    cache = TokenVectorCache(max_entries=3)
+    cnn = tiny_bilm.char_cnn
+    with torch.no_grad():
+        cache.encode_ahead(cnn, batch_to_ids([["a", "b", "c"]])[0])  # full; "a" the oldest
+        cache.encode_ahead(cnn, batch_to_ids([["a", "d"]])[0])  # "a" a hit, "d" new
+        misses = cache.misses
+        cached(cnn, cache, batch_to_ids([["a", "d"]]))  # the window's batch: all hits
+    assert cache.misses == misses == 4 and len(cache) == 3
