@@ -41,11 +41,12 @@ def fused_step(layer: LstmLayer, inputs: torch.Tensor) -> LayerStep:
     bias = layer.gate_bias() * scale[:, 0]  # (4H,)
     time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
     projected = nn.functional.linear(time_major, layer.input_weight * scale, bias)  # (T, B, 4H)
+    steps = projected.unbind(0)  # T x (B, 4H); one backward for all, not a zero-filled (T, B, 4H) each
     recurrent = step_linear(layer.recurrent_weight * scale)
     project = step_linear(layer.projection_weight)
 
     def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
-        return projected[index, :rows] + recurrent(hidden)  # (R, 4H)
+        return steps[index][:rows] + recurrent(hidden)  # (R, 4H)
 
     def fused_cell(gates: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         activations = torch.sigmoid(gates)  # (R, 4H), the candidate's doubled
