@@ -1,8 +1,10 @@
 """ELMo (Peters et al., 2018) in PyTorch: exact to the published weights, fast, easy to train."""
 
+from elmo.hugepages import use_huge_pages
 from elmo.openmp import share_cores_when_busy
 
 share_cores_when_busy()  # before torch is imported: libgomp reads it once (elmo/openmp.py)
+use_huge_pages()  # before torch is imported: torch reads it once (elmo/hugepages.py)
 
 
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig

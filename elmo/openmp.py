@@ -24,6 +24,7 @@ import sys
 SPIN_COUNT = "1000"  # iterations; scripts/bench_busy.py chose it (module docstring)
 USER_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 KEEP_DEFAULTS = "ELMO_OPENMP_DEFAULTS"
+added = False  # whether this process's environment holds GOMP_SPINCOUNT because of us
 
 
 def share_cores_when_busy() -> bool:
@@ -33,5 +34,7 @@ def share_cores_when_busy() -> bool:
         return False
     if any(name in os.environ for name in USER_SETTINGS):
         return False
+    global added
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    added = True
     return True

@@ -33,6 +33,7 @@ tokens, not the ``<S>``/``</S>`` the biLM adds.
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import json
 import os
@@ -86,6 +87,7 @@ def shape_config(name: str):
 
 def run_child(spec: dict) -> dict:
     """Time one configuration in this process (called in a fresh child)."""
+    importlib.import_module("elmo")  # first, as the CLI does: the settings it makes before torch loads
     import torch
 
     from elmo.embedder import ElmoEmbedder
@@ -129,6 +131,18 @@ def run_child(spec: dict) -> dict:
     }
 
 
+def _parse_scale(parser: argparse.ArgumentParser, text: str) -> dict[str, float]:
+    """"small=1,batch1=0.1" -> {"small": 1.0, "batch1": 0.1}; a malformed item is a usage error."""
+    scale = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            scale[name.strip()] = float(value)
+        except ValueError:
+            parser.error(f"--scale: {item!r} is not NAME=FRACTION (e.g. original=0.25,batch1=0.1)")
+    return scale
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default="small,transformer_small,medium,original",
@@ -158,7 +172,7 @@ def main() -> None:
     from elmo.flops import forward_flops_per_token, measure_matmul_peak
 
     torch.set_num_threads(args.threads)
-    scale = {k: float(v) for k, v in (item.split("=") for item in args.scale.split(","))}
+    scale = _parse_scale(parser, args.scale)
     peak = measure_matmul_peak()
     header = {
         "torch": torch.__version__, "threads": args.threads, "matmul_peak_gflops": round(peak, 1),
@@ -178,7 +192,7 @@ def main() -> None:
                 args.paths.split(","),
             )  # fmt: skip
             for batch_size, cache, mode, path in rows:
-                count = args.sentences * scale.get(shape, 1.0) * (scale["batch1"] if batch_size == 1 else 1)
+                count = args.sentences * scale.get(shape, 1.0) * (scale.get("batch1", 1.0) if batch_size == 1 else 1)
                 spec = {
                     **files, "text": str(args.text),
                     "sentences": max(int(count), 1), "batch_size": batch_size, "cache": cache == "on",
@@ -336,7 +350,17 @@ def child_environment(threads: int, baseline: Path | None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if baseline is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(baseline.resolve()), env.get("PYTHONPATH", "")])
+        env = without_elmo_settings(env)  # the older tree makes its own, as it would alone
     return env
+
+
+def without_elmo_settings(env: dict) -> dict:
+    """``env`` less the settings `import elmo` added to this process's environment (not the
+    user's): elmo/openmp.py's spin count, elmo/hugepages.py's huge pages."""
+    from elmo import hugepages, openmp
+
+    added = {"GOMP_SPINCOUNT": openmp.added, hugepages.SETTING: hugepages.added}
+    return {name: value for name, value in env.items() if not added.get(name)}
 
 
 def _cpu_model() -> str:

@@ -60,6 +60,7 @@ What running the peers taught (2026-12, torch 2.13 CPU):
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import sys
@@ -78,6 +79,8 @@ TRAIN_TEXT = TEXT.parent / "wiki.train.tokens"
 
 def train_child(spec: dict) -> dict:
     """Time training steps of one implementation in this (fresh) process: LM predictions/s."""
+    if spec["implementation"] == "elmo":
+        importlib.import_module("elmo")  # first, as elmo-train does: its settings made before torch loads
     import torch
 
     torch.set_num_threads(spec["threads"])

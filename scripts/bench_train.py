@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import statistics
@@ -47,6 +48,7 @@ TEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "wiki.train.tokens"
 
 def run_child(spec: dict) -> dict:
     """Time training steps of one configuration in this process (called in a fresh child)."""
+    importlib.import_module("elmo")  # first, as the CLI does: the settings it makes before torch loads
     import contextlib
 
     import torch

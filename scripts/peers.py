@@ -44,7 +44,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_embed import shape_config  # a sibling script
+from bench_embed import shape_config, without_elmo_settings  # a sibling script
 
 SCRATCH = Path("/tmp/elmo_peers")
 MANYLANGS = "ELMoForManyLangs==0.0.4.post2"
@@ -224,10 +224,13 @@ def _git(git_dir: Path, *args: str) -> str:
 
 
 def peer_environment(paths: dict[str, Path], threads: int) -> dict:
-    """A child's environment: both peers importable, and the thread count."""
+    """A child's environment: both peers importable, the thread count, and none of the process
+    settings `import elmo` made in this process (the peers run as their users run them)."""
     python_path = [str(paths["allennlp"]), str(paths["manylangs"]), os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(python_path),
-            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path),
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}  # fmt: skip
+    return without_elmo_settings(env)
+
 
 
 def write_models(shape: str, paths: dict[str, Path]) -> Path:

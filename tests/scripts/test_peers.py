@@ -4,6 +4,7 @@ ids that make ELMoForManyLangs read the published character embedding as AllenNL
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from pathlib import Path
 
@@ -67,3 +68,16 @@ def test_manylangs_character_ids_are_allennlps(peers):
     # ELMoForManyLangs reads its begin-of-word id from "<eow>": AllenNLP's 258 + 1
     assert (characters["<eow>"], characters["<bow>"]) == (259, 260)
     assert all(not c.isspace() for c in characters)  # char.dic lines are stripped when read
+
+
+def test_the_peers_run_without_the_settings_elmo_made_but_with_the_users(peers, monkeypatch):
+    from elmo import hugepages, openmp
+
+    monkeypatch.setattr(openmp, "added", True)  # import elmo set the spin count ...
+    monkeypatch.setattr(hugepages, "added", False)  # ... and the user set huge pages
+    monkeypatch.setenv("GOMP_SPINCOUNT", openmp.SPIN_COUNT)
+    monkeypatch.setenv(hugepages.SETTING, "0")
+    env = peers.peer_environment({"allennlp": Path("a"), "manylangs": Path("m")}, threads=2)
+    assert "GOMP_SPINCOUNT" not in env
+    assert env[hugepages.SETTING] == "0"
+    assert env["OMP_NUM_THREADS"] == "2" and env["PYTHONPATH"].startswith(os.pathsep.join(["a", "m"]))
