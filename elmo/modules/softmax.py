@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -207,29 +207,92 @@ class SampledSoftmax(FullSoftmax):
         self.generator = generator
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Training: the sampled estimate, ``sampled_logits``' cross-entropy with the true class
+        first, computed by ``SampledNll`` in one (N, S) buffer; eval: the full softmax's loss."""
         if not self.training:
             return super().loss(hidden, targets)
-        return F.cross_entropy(
-            self.sampled_logits(hidden, targets), targets.new_zeros(len(targets))
-        )
+        sampled, log_expected = self._draw(targets, hidden.dtype)
+        true_logits = self._true_logits(hidden, targets, log_expected)  # (N,)
+        corrected_bias = self.bias[sampled] - log_expected(sampled)  # (S,)
+        accidental = sampled.unsqueeze(0) == targets.unsqueeze(1)  # (N, S)
+        nll = SampledNll.apply(hidden, self.weight[sampled], corrected_bias, true_logits, accidental)
+        return nll.mean()
 
     def sampled_logits(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, 1 + S) corrected logits: the true class in column 0, then the S sampled ones."""
-        vocab_size = self.weight.shape[0]
-        sampled, num_tries = sample_log_uniform_unique(self.num_samples, vocab_size, self.generator)
-        sampled = sampled.to(targets.device)  # (S,)
+        """(N, 1 + S) corrected logits: the true class in column 0, then the S sampled ones.
 
-        def log_expected(ids: torch.Tensor) -> torch.Tensor:
-            counts = expected_counts(ids, vocab_size, self.num_samples, num_tries)
-            return counts.log().to(hidden.dtype)
-
-        true_logits = (hidden * self.weight[targets]).sum(-1) + self.bias[targets]  # (N,)
-        true_logits = true_logits - log_expected(targets)
+        The plain computation, kept as the oracle of ``loss`` (their cross-entropy with class 0)
+        and for inspection; it draws the samples as ``loss`` does."""
+        sampled, log_expected = self._draw(targets, hidden.dtype)
+        true_logits = self._true_logits(hidden, targets, log_expected)  # (N,)
         sampled_logits = F.linear(hidden, self.weight[sampled], self.bias[sampled])  # (N, S)
         sampled_logits = sampled_logits - log_expected(sampled)
         accidental = sampled.unsqueeze(0) == targets.unsqueeze(1)  # (N, S)
         sampled_logits = sampled_logits.masked_fill(accidental, float("-inf"))
         return torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)  # (N, 1 + S)
+
+    def _draw(
+        self, targets: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """This batch's S distinct negatives (S,) and the log of an id's expected count."""
+        vocab_size = self.weight.shape[0]
+        sampled, num_tries = sample_log_uniform_unique(self.num_samples, vocab_size, self.generator)
+
+        def log_expected(ids: torch.Tensor) -> torch.Tensor:
+            counts = expected_counts(ids, vocab_size, self.num_samples, num_tries)
+            return counts.log().to(dtype)
+
+        return sampled.to(targets.device), log_expected
+
+    def _true_logits(
+        self, hidden: torch.Tensor, targets: torch.Tensor, log_expected: Callable
+    ) -> torch.Tensor:
+        """(N,) each row's corrected logit of its own target."""
+        true_logits = (hidden * self.weight[targets]).sum(-1) + self.bias[targets]  # (N,)
+        return true_logits - log_expected(targets)
+
+
+class SampledNll(torch.autograd.Function):
+    """Per row, ``logsumexp([true, sampled logits]) - true``: the cross-entropy of the sampled
+    softmax with the true class first, without materialising ``sampled_logits``' (N, 1 + S).
+
+    The plain route (linear, correction, mask, concatenation, log-softmax, and the backward of
+    each) writes a fresh (N, S) tensor about ten times per step, 42 MiB each at batch 64 x 20
+    with 8,192 samples; this one writes one, the logits, turned into probabilities and then
+    into their gradient in place (so its backward runs once). Equal to the plain
+    route up to rounding (tests/modules/test_softmax.py, in float64 to 1e-12).
+
+    Args (forward): hidden (N, D); weight (S, D) and corrected bias (S,) of the sampled ids;
+    true_logits (N,) corrected; accidental (N, S) bool, the samples equal to the row's target
+    (left out). Returns (N,) negative log-likelihoods.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def forward(ctx, hidden, weight, bias, true_logits, accidental):
+        probs = torch.addmm(bias, hidden, weight.t())  # (N, S) logits, then probabilities
+        probs.masked_fill_(accidental, float("-inf"))
+        top = torch.maximum(probs.amax(dim=1), true_logits)  # (N,) each row's largest logit
+        probs.sub_(top.unsqueeze(1)).exp_()
+        true_exp = (true_logits - top).exp()  # (N,)
+        total = probs.sum(dim=1) + true_exp  # (N,) the partition function, over exp(top)
+        probs.div_(total.unsqueeze(1))
+        ctx.save_for_backward(hidden, weight, probs, true_exp / total)
+        ctx.used = False
+        return total.log() + top - true_logits
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        if ctx.used:  # the probabilities below are overwritten by their gradient
+            raise RuntimeError("SampledNll's backward runs once (no retain_graph=True)")
+        ctx.used = True
+        hidden, weight, probs, true_prob = ctx.saved_tensors
+        grad_logits = probs.mul_(grad.unsqueeze(1))  # (N, S): d nll / d logit = its probability
+        grad_hidden = grad_logits @ weight  # (N, D)
+        grad_weight = grad_logits.t() @ hidden  # (S, D)
+        return grad_hidden, grad_weight, grad_logits.sum(dim=0), grad * (true_prob - 1.0), None
 
 
 class AdaptiveSoftmax(Softmax):

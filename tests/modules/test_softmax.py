@@ -10,6 +10,7 @@ from elmo.modules.softmax import (
     SOFTMAX_KINDS,
     AdaptiveSoftmax,
     FullSoftmax,
+    SampledNll,
     SampledSoftmax,
     Softmax,
     build_softmax,
@@ -161,6 +162,74 @@ def test_sampled_loss_is_reproducible_and_gradients_reach_only_used_rows(data):
     assert hidden.grad.abs().sum() > 0
     assert torch.equal(modules[0].weight.grad.abs().sum(-1) > 0, used)
     assert torch.equal(modules[0].bias.grad != 0, used)
+
+
+def sampled_loss_and_gradients(dtype: torch.dtype, plain: bool) -> list[torch.Tensor]:
+    """The sampled loss of a softmax with accidental hits, by ``loss`` or by the plain route
+    (``sampled_logits``' cross-entropy), and its gradients for the hidden states and weights."""
+    torch.manual_seed(2)
+    softmax = SampledSoftmax(D, V, num_samples=7, generator=torch.Generator().manual_seed(4)).to(dtype)
+    with torch.no_grad():
+        softmax.bias.normal_()
+    sampled, _ = sample_log_uniform_unique(7, V, torch.Generator().manual_seed(4))
+    targets = torch.cat([sampled[:3], torch.randint(0, V, (N - 3,))])  # three accidental hits
+    hidden = torch.randn(N, D, dtype=dtype, requires_grad=True)
+    if plain:
+        loss = torch.nn.functional.cross_entropy(
+            softmax.sampled_logits(hidden, targets), targets.new_zeros(N)
+        )
+    else:
+        loss = softmax.loss(hidden, targets)
+    loss.backward()
+    return [loss, hidden.grad, softmax.weight.grad, softmax.bias.grad]
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+def test_sampled_loss_equals_the_cross_entropy_of_the_sampled_logits(dtype, tolerance):
+    fused = sampled_loss_and_gradients(dtype, plain=False)
+    plain = sampled_loss_and_gradients(dtype, plain=True)
+    assert torch.isfinite(fused[0])
+    for got, expected in zip(fused, plain):
+        assert got.dtype == dtype and got.shape == expected.shape
+        assert (got - expected).abs().max() <= tolerance * max(1.0, expected.abs().max()), (got, expected)
+
+
+def test_sampled_nll_gradients_match_finite_differences():
+    torch.manual_seed(3)
+    n, s = 4, 5
+    inputs = [
+        torch.randn(n, D, dtype=torch.float64),
+        torch.randn(s, D, dtype=torch.float64),
+        torch.randn(s, dtype=torch.float64),
+        torch.randn(n, dtype=torch.float64),
+    ]
+    accidental = torch.zeros(n, s, dtype=torch.bool).index_fill_(1, torch.tensor([2]), True)
+    weights = torch.randn(n, dtype=torch.float64)  # a random cotangent: one backward sees all rows
+
+    def scalar(*tensors):
+        return (SampledNll.apply(*tensors, accidental) * weights).sum()
+
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    scalar(*leaves).backward()
+    step = 1e-6
+    for index, tensor in enumerate(inputs):
+        numeric = torch.zeros_like(tensor)
+        for position in range(tensor.numel()):
+            shifted = [t.clone() for t in inputs]
+            shifted[index].view(-1)[position] += step
+            up = scalar(*shifted)
+            shifted[index].view(-1)[position] -= 2 * step
+            numeric.view(-1)[position] = (up - scalar(*shifted)) / (2 * step)
+        assert torch.allclose(leaves[index].grad, numeric, atol=1e-8), (index, leaves[index].grad, numeric)
+
+
+def test_sampled_nll_refuses_a_second_backward():
+    hidden = torch.randn(3, D, requires_grad=True)
+    nll = SampledNll.apply(hidden, torch.randn(4, D), torch.zeros(4), torch.zeros(3),
+                           torch.zeros(3, 4, dtype=torch.bool)).sum()  # fmt: skip
+    nll.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="runs once"):
+        nll.backward()
 
 
 def unigram(seed: int = 0) -> torch.Tensor:
