@@ -20,14 +20,33 @@ def _adagrad(parameters: list, config: TrainerConfig) -> torch.optim.Optimizer:
         lr=config.lr,
         initial_accumulator_value=config.adagrad_initial_accumulator,
         weight_decay=config.weight_decay,
+        fused=_can_fuse(parameters),
     )
 
 
 def _adamw(parameters: list, config: TrainerConfig) -> torch.optim.Optimizer:
     beta1, beta2 = config.adam_betas
     return torch.optim.AdamW(
-        parameters, lr=config.lr, betas=(beta1, beta2), weight_decay=config.weight_decay
+        parameters,
+        lr=config.lr,
+        betas=(beta1, beta2),
+        weight_decay=config.weight_decay,
+        fused=_can_fuse(parameters),
     )
+
+
+# torch's fused optimizer step: one kernel per parameter instead of a dozen elementwise passes
+# (the small shape's 17.9 M parameters: AdamW 9 ms against 33-48 ms per step on 2 threads,
+# Adagrad alike); equal to the default step up to rounding. A checkpoint's optimizer state
+# keeps the setting it was trained with, so a run resumes as it started.
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def _can_fuse(parameters: list[torch.nn.Parameter]) -> bool | None:
+    """True where torch has a fused step for every parameter (float, on CPU or CUDA); else None,
+    torch's default choice."""
+    fusable = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in parameters)
+    return True if parameters and fusable else None
 
 
 # Config name -> the optimizer over the trainable parameters. "adagrad" is the original ELMo

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from elmo.config import TrainerConfig
-from elmo.training.optim import build_optimizer, build_scheduler, lr_factor
+from elmo.training.optim import _can_fuse, build_optimizer, build_scheduler, lr_factor
 
 
 def _factors(config: TrainerConfig) -> list[float]:
@@ -131,3 +131,30 @@ def test_frozen_parameters_are_left_out():
 def test_unknown_optimizer_is_an_error():
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         build_optimizer([_parameter()], TrainerConfig(optimizer="sgd"))
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adam"])
+def test_cpu_parameters_get_the_fused_step_equal_to_the_default_to_rounding(name):
+    torch.manual_seed(0)
+    config = TrainerConfig(optimizer=name, lr=0.1, weight_decay=0.01)
+    start = torch.randn(64, 32)
+    fused, default = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    fused_optimizer = build_optimizer([fused], config)
+    default_optimizer = build_optimizer([default], config)
+    for group in default_optimizer.param_groups:
+        group["fused"] = None  # torch's default step
+
+    assert fused_optimizer.defaults["fused"] is True
+    for _ in range(3):
+        gradient = torch.randn(64, 32)
+        for parameter, optimizer in ((fused, fused_optimizer), (default, default_optimizer)):
+            parameter.grad = gradient.clone()
+            optimizer.step()
+    assert not torch.equal(fused.detach(), start)
+    torch.testing.assert_close(fused.detach(), default.detach(), rtol=1e-6, atol=1e-6)
+
+
+def test_parameters_torch_cannot_fuse_get_its_default():
+    integer = torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
+    assert _can_fuse([_parameter()]) is True
+    assert _can_fuse([integer]) is None and _can_fuse([]) is None
