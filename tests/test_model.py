@@ -314,3 +314,26 @@ def test_the_recurrence_kernel_does_not_change_a_transformer(tiny_transformer):
     exact = run(tiny_transformer, SENTENCES).layers
     tiny_transformer.kernel = "fused"
     assert torch.equal(run(tiny_transformer, SENTENCES).layers, exact)
+
+
+@pytest.mark.parametrize("backward_width", [None, 20])
+def test_both_language_models_at_once_equal_each_alone(tiny_bilm, backward_width):
+    """One encoder pass over both windows (or two, when their widths differ) gives each direction
+    what it gets alone, up to rounding: the encoder's products see more rows at once."""
+    tiny_bilm.eval()
+    forward_ids = batch_to_ids([["the", "river", "bank"], ["a", "bank", "of", "rivers"]])  # (2, 4, W)
+    backward_ids = batch_to_ids([["bank", "the", "of"], ["loans", "bank", "a"]])  # (2, 3, W)
+    backward_ids = torch.cat([backward_ids, backward_ids.new_zeros(2, 1, backward_ids.shape[-1])], dim=1)
+    if backward_width is not None:
+        backward_ids = backward_ids[..., :backward_width]
+    masks = ((forward_ids > 0).any(-1), (backward_ids > 0).any(-1))
+    with torch.no_grad():
+        both = tiny_bilm.language_models((forward_ids, backward_ids), masks)
+        alone = [tiny_bilm.language_model(ids, mask, backward=backward)
+                 for ids, mask, backward in ((forward_ids, masks[0], False), (backward_ids, masks[1], True))]  # fmt: skip
+    for together, single in zip(both, alone):
+        assert len(together.layers) == len(single.layers)
+        for a, b in zip(together.layers, single.layers):
+            torch.testing.assert_close(a, b)
+        for a, b in zip(together.state, single.state):
+            torch.testing.assert_close(a, b)

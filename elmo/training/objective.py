@@ -14,6 +14,7 @@ from torch import nn
 
 from elmo.data.stream import Batch
 from elmo.model import BiLM, detach_state
+from elmo.modules.contextualizer import ContextualizerOutput
 
 
 class ObjectiveOutput(NamedTuple):
@@ -55,8 +56,14 @@ class LMObjective(nn.Module):
         Returns:
             ObjectiveOutput; the states are detached (truncated backpropagation).
         """
-        forward_loss, forward_state = self._direction(forward_batch, forward_state, False)
-        backward_loss, backward_state = self._direction(backward_batch, backward_state, True)
+        batches = (forward_batch, backward_batch)
+        outputs = self.bilm.language_models(
+            (forward_batch.char_ids, backward_batch.char_ids),
+            (forward_batch.mask, backward_batch.mask),
+            (forward_state, backward_state),
+        )
+        forward_loss, backward_loss = (self._loss(o, b) for o, b in zip(outputs, batches))
+        forward_state, backward_state = (detach_state(o.state) for o in outputs)
         return ObjectiveOutput(
             0.5 * (forward_loss + backward_loss),
             forward_loss.detach(),
@@ -66,10 +73,7 @@ class LMObjective(nn.Module):
             backward_state,
         )
 
-    def _direction(
-        self, batch: Batch, state: Any, backward: bool
-    ) -> tuple[torch.Tensor, Any]:
-        output = self.bilm.language_model(batch.char_ids, batch.mask, state, backward=backward)
+    def _loss(self, output: ContextualizerOutput, batch: Batch) -> torch.Tensor:
+        """One direction's mean negative log-likelihood of its window's next tokens."""
         hidden = self.output_dropout(output.layers[-1][batch.mask])  # (N, D) real positions
-        loss = self.bilm.softmax.loss(hidden.float(), batch.next_token_ids[batch.mask])
-        return loss, detach_state(output.state)
+        return self.bilm.softmax.loss(hidden.float(), batch.next_token_ids[batch.mask])
