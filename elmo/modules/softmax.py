@@ -214,8 +214,9 @@ class SampledSoftmax(FullSoftmax):
         sampled, log_expected = self._draw(targets, hidden.dtype)
         true_logits = self._true_logits(hidden, targets, log_expected)  # (N,)
         corrected_bias = self.bias[sampled] - log_expected(sampled)  # (S,)
-        accidental = sampled.unsqueeze(0) == targets.unsqueeze(1)  # (N, S)
-        nll = SampledNll.apply(hidden, self.weight[sampled], corrected_bias, true_logits, accidental)
+        hit_rows, hit_columns = accidental_hits(sampled, targets, self.weight.shape[0])  # (H,) x 2
+        weight = self.weight[sampled]  # (S, D)
+        nll = SampledNll.apply(hidden, weight, corrected_bias, true_logits, hit_rows, hit_columns)
         return nll.mean()
 
     def sampled_logits(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -252,6 +253,23 @@ class SampledSoftmax(FullSoftmax):
         return true_logits - log_expected(targets)
 
 
+def accidental_hits(
+    sampled: torch.Tensor, targets: torch.Tensor, vocab_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a sampled id equals the row's target: (rows (H,), columns (H,)), the nonzero places
+    of ``sampled.unsqueeze(0) == targets.unsqueeze(1)`` without its (N, S) comparison (at most
+    one per row: the samples are distinct).
+
+    Args:
+        sampled: (S,) distinct ids; targets: (N,) ids; both below ``vocab_size``.
+    """
+    column = torch.full((vocab_size,), -1, dtype=torch.long, device=sampled.device)  # (V,)
+    column[sampled] = torch.arange(len(sampled), device=sampled.device)
+    hit = column[targets]  # (N,) each row's sampled column of its target, or -1
+    rows = (hit >= 0).nonzero().squeeze(1)  # (H,)
+    return rows, hit[rows]
+
+
 class SampledNll(torch.autograd.Function):
     """Per row, ``logsumexp([true, sampled logits]) - true``: the cross-entropy of the sampled
     softmax with the true class first, without materialising ``sampled_logits``' (N, 1 + S).
@@ -263,15 +281,16 @@ class SampledNll(torch.autograd.Function):
     route up to rounding (tests/modules/test_softmax.py, in float64 to 1e-12).
 
     Args (forward): hidden (N, D); weight (S, D) and corrected bias (S,) of the sampled ids;
-    true_logits (N,) corrected; accidental (N, S) bool, the samples equal to the row's target
-    (left out). Returns (N,) negative log-likelihoods.
+    true_logits (N,) corrected; hit_rows and hit_columns (H,) each, the places of the samples
+    equal to their row's target (left out; ``accidental_hits``). Returns (N,) negative
+    log-likelihoods.
     """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
-    def forward(ctx, hidden, weight, bias, true_logits, accidental):
+    def forward(ctx, hidden, weight, bias, true_logits, hit_rows, hit_columns):
         probs = torch.addmm(bias, hidden, weight.t())  # (N, S) logits, then probabilities
-        probs.masked_fill_(accidental, float("-inf"))
+        probs[hit_rows, hit_columns] = float("-inf")
         top = torch.maximum(probs.amax(dim=1), true_logits)  # (N,) each row's largest logit
         probs.sub_(top.unsqueeze(1)).exp_()
         true_exp = (true_logits - top).exp()  # (N,)
@@ -292,7 +311,7 @@ class SampledNll(torch.autograd.Function):
         grad_logits = probs.mul_(grad.unsqueeze(1))  # (N, S): d nll / d logit = its probability
         grad_hidden = grad_logits @ weight  # (N, D)
         grad_weight = grad_logits.t() @ hidden  # (S, D)
-        return grad_hidden, grad_weight, grad_logits.sum(dim=0), grad * (true_prob - 1.0), None
+        return grad_hidden, grad_weight, grad_logits.sum(dim=0), grad * (true_prob - 1.0), None, None
 
 
 class AdaptiveSoftmax(Softmax):

@@ -13,6 +13,7 @@ from elmo.modules.softmax import (
     SampledNll,
     SampledSoftmax,
     Softmax,
+    accidental_hits,
     build_softmax,
     draw_log_uniform,
     expected_counts,
@@ -207,7 +208,7 @@ def test_sampled_nll_gradients_match_finite_differences():
     weights = torch.randn(n, dtype=torch.float64)  # a random cotangent: one backward sees all rows
 
     def scalar(*tensors):
-        return (SampledNll.apply(*tensors, accidental) * weights).sum()
+        return (SampledNll.apply(*tensors, *accidental.nonzero().unbind(1)) * weights).sum()
 
     leaves = [t.clone().requires_grad_() for t in inputs]
     scalar(*leaves).backward()
@@ -226,7 +227,7 @@ def test_sampled_nll_gradients_match_finite_differences():
 def test_sampled_nll_refuses_a_second_backward():
     hidden = torch.randn(3, D, requires_grad=True)
     nll = SampledNll.apply(hidden, torch.randn(4, D), torch.zeros(4), torch.zeros(3),
-                           torch.zeros(3, 4, dtype=torch.bool)).sum()  # fmt: skip
+                           *torch.zeros(3, 4, dtype=torch.bool).nonzero().unbind(1)).sum()  # fmt: skip
     nll.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="runs once"):
         nll.backward()
@@ -298,3 +299,13 @@ def test_a_softmax_without_biases_cannot_start_at_unigram_frequencies():
     with pytest.raises(ValueError, match="must be finite"):
         full.init_unigram_bias(torch.cat([unigram()[:-1], torch.tensor([-float("inf")])]))
     assert not full.bias.any()  # refused: left as it was
+
+
+def test_accidental_hits_are_the_places_where_a_sample_is_the_target():
+    torch.manual_seed(4)
+    sampled = torch.randperm(50)[:20]
+    targets = torch.cat([sampled[[3, 7, 7]], torch.randint(0, 50, (30,))])
+    rows, columns = accidental_hits(sampled, targets, 50)
+    expected = (sampled.unsqueeze(0) == targets.unsqueeze(1)).nonzero()  # (H, 2), row-major
+    assert torch.equal(torch.stack([rows, columns], dim=1), expected)
+    assert len(rows) >= 3
