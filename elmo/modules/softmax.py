@@ -205,6 +205,7 @@ class SampledSoftmax(FullSoftmax):
             )
         self.num_samples = num_samples
         self.generator = generator
+        self.buffers = BufferPool()  # SampledNll's (N, S) memory, reused (not saved)
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Training: the sampled estimate, ``sampled_logits``' cross-entropy with the true class
@@ -216,7 +217,9 @@ class SampledSoftmax(FullSoftmax):
         corrected_bias = self.bias[sampled] - log_expected(sampled)  # (S,)
         hit_rows, hit_columns = accidental_hits(sampled, targets, self.weight.shape[0])  # (H,) x 2
         weight = self.weight[sampled]  # (S, D)
-        nll = SampledNll.apply(hidden, weight, corrected_bias, true_logits, hit_rows, hit_columns)
+        nll = SampledNll.apply(
+            hidden, weight, corrected_bias, true_logits, hit_rows, hit_columns, self.buffers
+        )
         return nll.mean()
 
     def sampled_logits(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -288,8 +291,11 @@ class SampledNll(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
-    def forward(ctx, hidden, weight, bias, true_logits, hit_rows, hit_columns):
-        probs = torch.addmm(bias, hidden, weight.t())  # (N, S) logits, then probabilities
+    def forward(ctx, hidden, weight, bias, true_logits, hit_rows, hit_columns, buffers=None):
+        rows, columns = len(hidden), len(weight)
+        flat = buffers.take(rows * columns, hidden) if buffers is not None else None
+        out = flat[: rows * columns].view(rows, columns) if flat is not None else None
+        probs = torch.addmm(bias, hidden, weight.t(), out=out)  # (N, S) logits, then probabilities
         probs[hit_rows, hit_columns] = float("-inf")
         top = torch.maximum(probs.amax(dim=1), true_logits)  # (N,) each row's largest logit
         probs.sub_(top.unsqueeze(1)).exp_()
@@ -297,7 +303,7 @@ class SampledNll(torch.autograd.Function):
         total = probs.sum(dim=1) + true_exp  # (N,) the partition function, over exp(top)
         probs.div_(total.unsqueeze(1))
         ctx.save_for_backward(hidden, weight, probs, true_exp / total)
-        ctx.used = False
+        ctx.used, ctx.buffers, ctx.flat = False, buffers, flat
         return total.log() + top - true_logits
 
     @staticmethod
@@ -311,7 +317,37 @@ class SampledNll(torch.autograd.Function):
         grad_logits = probs.mul_(grad.unsqueeze(1))  # (N, S): d nll / d logit = its probability
         grad_hidden = grad_logits @ weight  # (N, D)
         grad_weight = grad_logits.t() @ hidden  # (S, D)
-        return grad_hidden, grad_weight, grad_logits.sum(dim=0), grad * (true_prob - 1.0), None, None
+        grad_bias = grad_logits.sum(dim=0)  # (S,)
+        if ctx.buffers is not None:  # nothing returned shares its memory: the next call's now
+            ctx.buffers.give(ctx.flat)
+        grad_true = grad * (true_prob - 1.0)  # (N,)
+        return grad_hidden, grad_weight, grad_bias, grad_true, None, None, None
+
+
+class BufferPool:
+    """Flat buffers handed from one ``SampledNll`` call to the next, so that a step's (N, S)
+    logits are written into memory already mapped, not a fresh 42 MiB one (b64 x 20, 8,192
+    samples): the first write of fresh memory faults its pages in, which took as long as the
+    product itself. A buffer is given back by the backward that used it, so one in use is
+    never handed out; a call whose backward never runs keeps its buffer, which is then freed.
+
+    At most ``capacity`` buffers are kept: a training step holds one per direction.
+    """
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self._free: list[torch.Tensor] = []
+
+    def take(self, size: int, like: torch.Tensor) -> torch.Tensor:
+        """A flat buffer of at least ``size`` elements, of ``like``'s dtype and device."""
+        for index, buffer in enumerate(self._free):
+            if buffer.numel() >= size and buffer.dtype == like.dtype and buffer.device == like.device:
+                return self._free.pop(index)
+        return like.new_empty(size)
+
+    def give(self, buffer: torch.Tensor) -> None:
+        """Keep ``buffer`` for a later ``take`` (the largest ``capacity`` ones are kept)."""
+        self._free = sorted([*self._free, buffer], key=torch.Tensor.numel)[-self.capacity :]
 
 
 class AdaptiveSoftmax(Softmax):

@@ -309,3 +309,31 @@ def test_accidental_hits_are_the_places_where_a_sample_is_the_target():
     expected = (sampled.unsqueeze(0) == targets.unsqueeze(1)).nonzero()  # (H, 2), row-major
     assert torch.equal(torch.stack([rows, columns], dim=1), expected)
     assert len(rows) >= 3
+
+
+def test_the_sampled_loss_reuses_its_buffers_only_once_their_backward_ran():
+    torch.manual_seed(5)
+    pooled = SampledSoftmax(D, 50, num_samples=20, generator=torch.Generator().manual_seed(0))
+    plain = SampledSoftmax(D, 50, num_samples=20, generator=torch.Generator().manual_seed(0))
+    plain.load_state_dict(pooled.state_dict())
+    plain.buffers = None  # SampledNll without a pool: fresh memory every call
+    hidden, targets = torch.randn(2, 6, D), torch.randint(0, 50, (2, 6))
+
+    def step(module):
+        """Two losses in flight, as a training step's two directions, then one backward."""
+        module.zero_grad()
+        losses = [module.loss(h, t) for h, t in zip(hidden, targets)]
+        free_meanwhile = len(module.buffers._free) if module.buffers is not None else 0
+        sum(losses).backward()
+        return losses, [p.grad.clone() for p in module.parameters()], free_meanwhile
+
+    kept: list[int] = []
+    for _ in range(2):
+        ours, theirs = step(pooled), step(plain)
+        assert ours[2] == 0  # both buffers in use during the step: none left in the pool
+        memory = sorted(b.data_ptr() for b in pooled.buffers._free)
+        assert len(memory) == 2
+        assert memory == (kept or memory)  # the second step wrote into the first step's memory
+        kept = memory
+        for a, b in zip([*ours[0], *ours[1]], [*theirs[0], *theirs[1]]):
+            assert torch.equal(a, b)  # the same bits as fresh memory
