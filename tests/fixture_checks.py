@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from shared_data import shared_path
 
 from elmo.data.characters import batch_to_ids
+from elmo.kernels import RecurrenceKernel
+from elmo.kernels.cpu import thread_count
 from elmo.model import BiLM
 from elmo.published import load_published
 
@@ -27,30 +30,83 @@ def embed(model: BiLM, sentences: list[list[str]], state=None):
         return model(batch_to_ids(sentences), state)
 
 
-def check_elmo_random_mid(model: BiLM, stateful: bool) -> int:
-    """Assert that ``model`` reproduces AllenNLP's outputs on elmo-random-mid; -> sentences checked.
+def random_mid_sentences() -> list[list[str]]:
+    """elmo-random-mid's 24 sentences (runs of spaces and tabs separate tokens)."""
+    text = (shared_path("fixtures", "elmo-random-mid") / "sentences.txt").read_text(encoding="utf-8")
+    return [line.split() for line in text.rstrip("\n").split("\n")]
 
-    The recurrence of these weights is chaotic: a one-ulp GEMM rounding difference (MKL rounds
-    differently with 1, 3 or 4 threads than with 2) grows to 1.2e-4 by the end of sentence 4, so
-    only the reference order of operations passes (run with 2 threads: ``reference_threads``).
+
+class RandomMidReference:
+    """What an exact path must give on elmo-random-mid, on this CPU.
+
+    The fixture's recurrence is chaotic: a one-ulp GEMM rounding difference grows to 1e-2 within
+    50 tokens (README, Exactness). MKL picks its GEMM kernels by CPU: on the AMD EPYC the fixture
+    was computed on (2 threads), the reference loop reproduces it bit for bit; on an Intel Xeon
+    with AVX-512 MKL rounds some products differently, and even the reference loop, or AllenNLP's
+    own code, lands up to 1e-2 from it. So: where the reference loop (``RecurrenceKernel``, two
+    threads, no cache) reproduces the fixture within ATOL, ``arrays`` are the fixture's; where it
+    does not, they are the reference loop's own outputs on this CPU, to be matched bit for bit
+    (``atol`` 0), and ``skip_if_substituted`` then marks the test skipped with the reason, after
+    its assertions ran. bilm-tf-tiny, not chaotic, is matched within ATOL on every CPU.
     """
-    folder = shared_path("fixtures", "elmo-random-mid")
-    expected = np.load(folder / f"expected_{'stateful_batch8' if stateful else 'stateless'}.npz")
-    text = (folder / "sentences.txt").read_text(encoding="utf-8")
-    sentences = [line.split() for line in text.rstrip("\n").split("\n")]  # runs of spaces, tabs
-    state, checked = None, 0
+
+    def __init__(self, stateful: bool) -> None:
+        folder = shared_path("fixtures", "elmo-random-mid")
+        name = f"expected_{'stateful_batch8' if stateful else 'stateless'}.npz"
+        expected = np.load(folder / name)
+        fixture = [expected[str(i)] for i in range(len(expected["lengths"]))]
+        model = fixture_model("elmo-random-mid")
+        model.kernel = RecurrenceKernel()  # the reference loop, the stacks one after the other
+        loop = run_random_mid(model, stateful)
+        worst = max(float(np.abs(a - b).max()) for a, b in zip(loop, fixture))
+        self.substituted = worst > ATOL
+        self.arrays = loop if self.substituted else fixture
+        self.atol = 0.0 if self.substituted else ATOL
+        self.reason = (
+            f"this CPU's GEMMs round differently from those elmo-random-mid was computed with: the "
+            f"reference loop lands {worst:.1e} from {name}; checked bit for bit against the "
+            f"reference loop on this CPU instead (tests/fixture_checks.py)"
+        )
+
+    def skip_if_substituted(self) -> None:
+        if self.substituted:
+            pytest.skip(self.reason)
+
+
+_REFERENCES: dict[bool, RandomMidReference] = {}
+
+
+def random_mid_reference(stateful: bool) -> RandomMidReference:
+    """``RandomMidReference(stateful)``, computed once per test session."""
+    if stateful not in _REFERENCES:
+        with thread_count(2):  # the fixture's thread count (``reference_threads``)
+            _REFERENCES[stateful] = RandomMidReference(stateful)
+    return _REFERENCES[stateful]
+
+
+def run_random_mid(model: BiLM, stateful: bool) -> list[np.ndarray]:
+    """``model``'s (3, n, 64) outputs for each sentence, in batches of 8 (boundaries removed)."""
+    sentences, state, found = random_mid_sentences(), None, []
     for start in range(0, len(sentences), 8):
         batch = sentences[start : start + 8]
         out = embed(model, batch, state)
         if stateful:
             state = out.state
-        for row, sentence in enumerate(batch):
-            actual = out.layers[:, row, 1 : len(sentence) + 1].numpy()  # boundaries removed
-            reference = expected[str(start + row)]  # (3, n, 64)
-            assert actual.shape == reference.shape
-            np.testing.assert_allclose(
-                actual, reference, rtol=0, atol=ATOL, err_msg=f"sentence {start + row}"
-            )
-            checked += 1
-    assert checked == len(expected["lengths"]) == 24
-    return checked
+        found += [out.layers[:, row, 1 : len(s) + 1].numpy() for row, s in enumerate(batch)]
+    return found
+
+
+def check_elmo_random_mid(model: BiLM, stateful: bool) -> int:
+    """Assert that ``model`` reproduces AllenNLP's outputs on elmo-random-mid; -> sentences checked.
+
+    Only the reference order of operations passes, with 2 threads (``reference_threads``); on a
+    CPU whose GEMMs round otherwise, the reference loop's bits stand in (``RandomMidReference``).
+    """
+    reference = random_mid_reference(stateful)
+    actual = run_random_mid(model, stateful)
+    assert len(actual) == len(reference.arrays) == 24
+    for index, (got, wanted) in enumerate(zip(actual, reference.arrays)):
+        assert got.shape == wanted.shape
+        np.testing.assert_allclose(got, wanted, rtol=0, atol=reference.atol, err_msg=f"sentence {index}")
+    reference.skip_if_substituted()
+    return len(actual)

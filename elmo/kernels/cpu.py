@@ -49,9 +49,9 @@ def step_linear(weight: torch.Tensor, pack: bool = True) -> Callable:
     """``x, bias=None -> linear(x, weight, bias)`` for a layer's per-step products.
 
     When no gradient is needed on a CPU with MKL, the weight is packed once into MKL's GEMM
-    layout, so the T per-step GEMMs do not each repack it. The result is bit-identical to
-    ``linear``: checked on torch 2.13 for 1 to 100 rows, weights from 16 x 5 to 16384 x 512, with
-    and without bias, with 1 and 2 threads (tests/kernels/test_cpu.py, and the fixture tests).
+    layout, so the T per-step GEMMs do not each repack it, where that keeps the bits of
+    ``linear`` (``packing_keeps_bits``, probed once per weight shape and thread count: true on an
+    AMD EPYC for every published shape, false on an Intel Xeon with AVX-512 for 128 x 1024).
     torch's packed product runs only for exactly ``PACK_ROWS`` rows and calls ``linear`` for
     any other count, so packing is worth its cost (38 ms for a 16384 x 512 weight) only where
     some step has that many rows: ``pack=False`` skips it (``has_rows`` tells).
@@ -60,7 +60,7 @@ def step_linear(weight: torch.Tensor, pack: bool = True) -> Callable:
         weight: (out, in).
         pack: pack the weight where that is possible.
     """
-    if pack and _can_prepack(weight):
+    if pack and _can_prepack(weight) and packing_keeps_bits(weight):
         packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, PACK_ROWS)
         return lambda x, bias=None: torch.ops.mkl._mkl_linear(x, packed, weight, bias, PACK_ROWS)
     return lambda x, bias=None: nn.functional.linear(x, weight, bias)
@@ -81,6 +81,35 @@ def _can_prepack(weight: torch.Tensor) -> bool:
         and torch.backends.mkl.is_available()
         and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")
     )
+
+
+_PACKED: dict[tuple, bool] = {}
+
+
+def packing_keeps_bits(weight: torch.Tensor) -> bool:
+    """Whether MKL's product with a packed weight has ``linear``'s bits for ``PACK_ROWS`` rows,
+    with and without a bias, on the current thread count and on one thread (where a stack runs
+    beside the other: ``one_thread_per_stack``). MKL picks its packed kernel by CPU, so this is
+    checked once per weight shape, dtype and thread count, on random data of that shape.
+    """
+    threads = torch.get_num_threads()
+    key = (tuple(weight.shape), weight.dtype, threads)
+    if key not in _PACKED:
+        generator = torch.Generator().manual_seed(2)
+        out_dim, in_dim = weight.shape
+        x = torch.randn(PACK_ROWS, in_dim, generator=generator, dtype=weight.dtype)
+        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+        bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
+        with torch.no_grad():
+            packed = torch.ops.mkl._mkl_reorder_linear_weight(probe, PACK_ROWS)
+            same = True
+            for count in dict.fromkeys((threads, 1)):
+                with thread_count(count):
+                    for b in (None, bias):
+                        product = torch.ops.mkl._mkl_linear(x, packed, probe, b, PACK_ROWS)
+                        same = same and torch.equal(product, nn.functional.linear(x, probe, b))
+        _PACKED[key] = same
+    return _PACKED[key]
 
 
 _INDEPENDENT: dict[tuple, bool] = {}
