@@ -47,7 +47,8 @@ class RandomMidReference:
     threads, no cache) reproduces the fixture within ATOL, ``arrays`` are the fixture's; where it
     does not, they are the reference loop's own outputs on this CPU, to be matched bit for bit
     (``atol`` 0), and ``skip_if_substituted`` then marks the test skipped with the reason, after
-    its assertions ran. bilm-tf-tiny, not chaotic, is matched within ATOL on every CPU.
+    its assertions ran. The loop stands in only if it matches the fixture within ATOL at the
+    token layer and at each direction's first step, so a wrong loop still fails. bilm-tf-tiny, not chaotic, is matched within ATOL on every CPU.
     """
 
     def __init__(self, stateful: bool) -> None:
@@ -59,7 +60,11 @@ class RandomMidReference:
         model.kernel = RecurrenceKernel()  # the reference loop, the stacks one after the other
         loop = run_random_mid(model, stateful)
         worst = max(float(np.abs(a - b).max()) for a, b in zip(loop, fixture))
-        self.substituted = worst > ATOL
+        # Rounding grows step by step; a bug in the maths shows at once. So the loop stands in
+        # only where it matches the fixture where nothing has grown yet (``first_steps``), in the
+        # first batch of 8, whose state starts at zero in both protocols.
+        first = max(first_steps(a, b) for a, b in zip(loop[:8], fixture[:8]))
+        self.substituted = worst > ATOL and first <= ATOL
         self.arrays = loop if self.substituted else fixture
         self.atol = 0.0 if self.substituted else ATOL
         self.reason = (
@@ -71,6 +76,17 @@ class RandomMidReference:
     def skip_if_substituted(self) -> None:
         if self.substituted:
             pytest.skip(self.reason)
+
+
+def first_steps(actual: np.ndarray, expected: np.ndarray) -> float:
+    """The largest distance of two (3, n, 2D) outputs where no recurrence has run more than one
+    step: the token layer, the forward half at the first token, the backward half at the last."""
+    half = actual.shape[-1] // 2
+    return max(
+        float(np.abs(actual[0] - expected[0]).max()),
+        float(np.abs(actual[1:, 0, :half] - expected[1:, 0, :half]).max()),
+        float(np.abs(actual[1:, -1, half:] - expected[1:, -1, half:]).max()),
+    )
 
 
 _REFERENCES: dict[bool, RandomMidReference] = {}

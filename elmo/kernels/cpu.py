@@ -51,7 +51,8 @@ def step_linear(weight: torch.Tensor, pack: bool = True) -> Callable:
     When no gradient is needed on a CPU with MKL, the weight is packed once into MKL's GEMM
     layout, so the T per-step GEMMs do not each repack it, where that keeps the bits of
     ``linear`` (``packing_keeps_bits``, probed once per weight shape and thread count: true on an
-    AMD EPYC for every published shape, false on an Intel Xeon with AVX-512 for 128 x 1024).
+    AMD EPYC for every published shape; false on an Intel Xeon with AVX-512 for weights 1,024 or
+    more wide, such as the published projections).
     torch's packed product runs only for exactly ``PACK_ROWS`` rows and calls ``linear`` for
     any other count, so packing is worth its cost (38 ms for a 16384 x 512 weight) only where
     some step has that many rows: ``pack=False`` skips it (``has_rows`` tells).
