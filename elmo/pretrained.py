@@ -47,6 +47,7 @@ from elmo.files import (
 )
 from elmo.hub import fetch_model, is_model_name
 from elmo.model import BiLM
+from elmo.modules.loading import without_random_init
 
 FORMAT_VERSION = 3  # 2 added "tokenizer" to config.json; 3 the contextualiser's kind and sizes
 READABLE_VERSIONS = (1, 2, 3)
@@ -130,7 +131,8 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     # the check costs little of the load's time; then the file is read by mmap as before.
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(_file_sum, path)
-        model = BiLM(config)
+        with without_random_init():  # every parameter is overwritten below (checked: missing)
+            model = BiLM(config)
         _check_sum(directory, WEIGHTS_FILE, data, digest.result())
     try:
         weights = load_file(str(path), device="cpu")

@@ -37,6 +37,7 @@ import torch
 from elmo.config import BiLMConfig, CharCNNConfig, LSTMConfig
 from elmo.files import ModelFileError, atomic_write_text, replace, temp_path
 from elmo.model import BiLM
+from elmo.modules.loading import without_random_init
 
 # Our gate order (i, f, g, o) taken from TensorFlow's (i, g, f, o), and back (the same swap).
 _GATE_SWAP = (0, 2, 1, 3)
@@ -122,7 +123,8 @@ def load_published(options_file: str | os.PathLike, weight_file: str | os.PathLi
     except ValueError as error:
         raise ModelFileError(f"{options_file}: {error}") from None
     state = _read_weights(weight_file, config)
-    model = BiLM(config)
+    with without_random_init():  # every parameter is overwritten next (_check_complete)
+        model = BiLM(config)
     model.load_state_dict(state, strict=False)  # buffers only are missing; checked below
     _check_complete(model, state, str(weight_file))
     return model.eval()
