@@ -19,6 +19,10 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 # Tests never touch the network: every download is refused (elmo.hub), also in subprocesses,
 # unless a test serves the files itself from 127.0.0.1 (the ``hub_settings`` fixture).
 os.environ["ELMO_OFFLINE"] = "1"
+# Every test process probes the CPU kernel's levers itself (elmo.kernels.probe_store), also in
+# subprocesses: no answer kept by an earlier run stands in for a probe under test. The store's
+# own tests turn it on in a folder of their own.
+os.environ["ELMO_PROBE_CACHE"] = "off"
 os.environ.pop("ELMO_MIRROR", None)
 
 import dataclasses

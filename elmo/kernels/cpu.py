@@ -2,7 +2,8 @@
 
 Each piece below was measured on torch 2.13 with MKL (scripts/bench_gemm_rows.py,
 scripts/bench_lstm_ab.py, docs/benchmarks.md), and each has a probe that checks, once per
-weight shape, dtype and thread count, that it keeps the bits on the machine at hand:
+weight shape, dtype and thread count, that it keeps the bits on the machine at hand (the answer
+is kept for later processes on the same machine and settings: ``probe_store``):
 
 * ``step_linear``: the per-step products read a weight packed once into MKL's GEMM layout;
 * ``hoisted_inputs``: the input projections of every position with >= ``HOIST_MIN_ROWS`` real
@@ -30,6 +31,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from elmo.kernels.probe_store import remembered
 from elmo.modules.lstm import active_rows
 
 T = TypeVar("T")
@@ -84,9 +86,6 @@ def _can_prepack(weight: torch.Tensor) -> bool:
     )
 
 
-_PACKED: dict[tuple, bool] = {}
-
-
 def packing_keeps_bits(weight: torch.Tensor) -> bool:
     """Whether MKL's product with a packed weight has ``linear``'s bits for ``PACK_ROWS`` rows,
     with and without a bias, on the current thread count and on one thread (where a stack runs
@@ -95,25 +94,24 @@ def packing_keeps_bits(weight: torch.Tensor) -> bool:
     """
     threads = torch.get_num_threads()
     key = (tuple(weight.shape), weight.dtype, threads)
-    if key not in _PACKED:
-        generator = torch.Generator().manual_seed(2)
-        out_dim, in_dim = weight.shape
-        x = torch.randn(PACK_ROWS, in_dim, generator=generator, dtype=weight.dtype)
-        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
-        bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
-        with torch.no_grad():
-            packed = torch.ops.mkl._mkl_reorder_linear_weight(probe, PACK_ROWS)
-            same = True
-            for count in dict.fromkeys((threads, 1)):
-                with thread_count(count):
-                    for b in (None, bias):
-                        product = torch.ops.mkl._mkl_linear(x, packed, probe, b, PACK_ROWS)
-                        same = same and torch.equal(product, nn.functional.linear(x, probe, b))
-        _PACKED[key] = same
-    return _PACKED[key]
+    return remembered("packing_keeps_bits", key, lambda: _packing_probe(weight, threads), bool)
 
 
-_INDEPENDENT: dict[tuple, bool] = {}
+def _packing_probe(weight: torch.Tensor, threads: int) -> bool:
+    generator = torch.Generator().manual_seed(2)
+    out_dim, in_dim = weight.shape
+    x = torch.randn(PACK_ROWS, in_dim, generator=generator, dtype=weight.dtype)
+    probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+    bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
+    with torch.no_grad():
+        packed = torch.ops.mkl._mkl_reorder_linear_weight(probe, PACK_ROWS)
+        for count in dict.fromkeys((threads, 1)):
+            with thread_count(count):
+                for b in (None, bias):
+                    product = torch.ops.mkl._mkl_linear(x, packed, probe, b, PACK_ROWS)
+                    if not torch.equal(product, nn.functional.linear(x, probe, b)):
+                        return False
+    return True
 
 
 def rows_are_independent(weight: torch.Tensor) -> bool:
@@ -124,19 +122,23 @@ def rows_are_independent(weight: torch.Tensor) -> bool:
     thread count, on random data of that shape.
     """
     key = (tuple(weight.shape), weight.dtype, weight.device.type, torch.get_num_threads())
-    if key not in _INDEPENDENT:
-        generator = torch.Generator().manual_seed(0)
-        out_dim, in_dim = weight.shape
-        options = {"generator": generator, "dtype": weight.dtype}
-        x = torch.randn(320, in_dim, **options).to(weight.device)  # (320, in)
-        probe = (torch.randn(out_dim, in_dim, **options) * in_dim**-0.5).to(weight.device)
-        with torch.no_grad():
-            together = nn.functional.linear(x, probe)  # (320, out)
-            _INDEPENDENT[key] = all(
-                torch.equal(nn.functional.linear(x[start:end], probe), together[start:end])
-                for start, end in ((0, HOIST_MIN_ROWS), (100, 117), (150, 214), (240, 320))
-            )
-    return _INDEPENDENT[key]
+    on_cpu = weight.device.type == "cpu"  # the store's fingerprint describes the CPU alone
+    compute = lambda: _independence_probe(weight)
+    return remembered("rows_are_independent", key, compute, bool, on_disk=on_cpu)
+
+
+def _independence_probe(weight: torch.Tensor) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    out_dim, in_dim = weight.shape
+    options = {"generator": generator, "dtype": weight.dtype}
+    x = torch.randn(320, in_dim, **options).to(weight.device)  # (320, in)
+    probe = (torch.randn(out_dim, in_dim, **options) * in_dim**-0.5).to(weight.device)
+    with torch.no_grad():
+        together = nn.functional.linear(x, probe)  # (320, out)
+        return all(
+            torch.equal(nn.functional.linear(x[start:end], probe), together[start:end])
+            for start, end in ((0, HOIST_MIN_ROWS), (100, 117), (150, 214), (240, 320))
+        )
 
 
 def hoisted_inputs(
@@ -192,9 +194,6 @@ def blocked_products(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=-1)  # (S, R, out)
 
 
-_FEW_ROWS_EXACT: dict[tuple, frozenset[int]] = {}
-
-
 def few_row_products_exact(weight: torch.Tensor, rows: int) -> bool:
     """Whether ``blocked_products`` of R = ``rows`` rows keeps ``linear``'s bits for this weight
     shape, dtype and thread count (CPU only; checked on random data, all of FEW_ROWS at once).
@@ -205,21 +204,24 @@ def few_row_products_exact(weight: torch.Tensor, rows: int) -> bool:
     if weight.device.type != "cpu" or rows not in FEW_ROWS:
         return False
     key = (tuple(weight.shape), weight.dtype, torch.get_num_threads())
-    if key not in _FEW_ROWS_EXACT:
-        generator = torch.Generator().manual_seed(2)
-        out_dim, in_dim = weight.shape
-        x = torch.randn(2, FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
-        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
-        with torch.no_grad():
-            _FEW_ROWS_EXACT[key] = frozenset(
-                count
-                for count in FEW_ROWS
-                if torch.equal(
-                    blocked_products(x[:, :count], probe),
-                    torch.stack([nn.functional.linear(item[:count], probe) for item in x]),
-                )
+    exact = remembered("few_row_products_exact", key, lambda: _blocked_probe(weight), frozenset)
+    return rows in exact
+
+
+def _blocked_probe(weight: torch.Tensor) -> frozenset[int]:
+    generator = torch.Generator().manual_seed(2)
+    out_dim, in_dim = weight.shape
+    x = torch.randn(2, FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
+    probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+    with torch.no_grad():
+        return frozenset(
+            count
+            for count in FEW_ROWS
+            if torch.equal(
+                blocked_products(x[:, :count], probe),
+                torch.stack([nn.functional.linear(item[:count], probe) for item in x]),
             )
-    return rows in _FEW_ROWS_EXACT[key]
+        )
 
 
 def few_row_inputs(
@@ -255,7 +257,6 @@ def few_row_inputs(
     return projected
 
 
-_ONE_THREAD: dict[tuple, bool] = {}
 _CALLER_THREADS = threading.local()  # .count: set inside ``one_thread_per_stack``
 
 
@@ -267,21 +268,24 @@ def same_bits_on_one_thread(weight: torch.Tensor) -> bool:
     """
     threads = torch.get_num_threads()
     key = (tuple(weight.shape), weight.dtype, threads)
-    if key not in _ONE_THREAD:
-        generator = torch.Generator().manual_seed(1)
-        out_dim, in_dim = weight.shape
-        x = torch.randn(80, in_dim, generator=generator, dtype=weight.dtype)  # (80, in)
-        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
-        bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
-        with torch.no_grad():
-            products = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
-            torch.set_num_threads(1)
-            try:
-                alone = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
-            finally:
-                torch.set_num_threads(threads)
-        _ONE_THREAD[key] = all(torch.equal(a, b) for a, b in zip(products, alone))
-    return _ONE_THREAD[key]
+    compute = lambda: _one_thread_probe(weight, threads)
+    return remembered("same_bits_on_one_thread", key, compute, bool)
+
+
+def _one_thread_probe(weight: torch.Tensor, threads: int) -> bool:
+    generator = torch.Generator().manual_seed(1)
+    out_dim, in_dim = weight.shape
+    x = torch.randn(80, in_dim, generator=generator, dtype=weight.dtype)  # (80, in)
+    probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+    bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
+    with torch.no_grad():
+        products = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
+        torch.set_num_threads(1)
+        try:
+            alone = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
+        finally:
+            torch.set_num_threads(threads)
+    return all(torch.equal(a, b) for a, b in zip(products, alone))
 
 
 @contextlib.contextmanager
@@ -342,9 +346,6 @@ def thread_count(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-_ONE_THREAD_ROWS: dict[tuple, frozenset[int]] = {}
-
-
 def one_thread_rows(weight: torch.Tensor, with_bias: bool) -> frozenset[int]:
     """The row counts of FEW_ROWS whose ``linear`` (with a bias or without) has the same bits on
     one thread as on the current count, for this weight shape and dtype (CPU; random data).
@@ -354,23 +355,24 @@ def one_thread_rows(weight: torch.Tensor, with_bias: bool) -> frozenset[int]:
     """
     threads = torch.get_num_threads()
     key = (tuple(weight.shape), weight.dtype, threads, with_bias)
-    if key not in _ONE_THREAD_ROWS:
-        generator = torch.Generator().manual_seed(3)
-        out_dim, in_dim = weight.shape
-        x = torch.randn(FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
-        probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
-        bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype) if with_bias else None
-        with torch.no_grad():
-            products = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
-            torch.set_num_threads(1)
-            try:
-                alone = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
-            finally:
-                torch.set_num_threads(threads)
-        _ONE_THREAD_ROWS[key] = frozenset(
-            rows for rows, a, b in zip(FEW_ROWS, products, alone) if torch.equal(a, b)
-        )
-    return _ONE_THREAD_ROWS[key]
+    compute = lambda: _one_thread_rows_probe(weight, with_bias, threads)
+    return remembered("one_thread_rows", key, compute, frozenset)
+
+
+def _one_thread_rows_probe(weight: torch.Tensor, with_bias: bool, threads: int) -> frozenset[int]:
+    generator = torch.Generator().manual_seed(3)
+    out_dim, in_dim = weight.shape
+    x = torch.randn(FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
+    probe = torch.randn(out_dim, in_dim, generator=generator, dtype=weight.dtype) * in_dim**-0.5
+    bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype) if with_bias else None
+    with torch.no_grad():
+        products = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
+        torch.set_num_threads(1)
+        try:
+            alone = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
+        finally:
+            torch.set_num_threads(threads)
+    return frozenset(rows for rows, a, b in zip(FEW_ROWS, products, alone) if torch.equal(a, b))
 
 
 def threads_for(rows: int, caller: int, alone: frozenset[int] = frozenset()) -> int:

@@ -45,10 +45,10 @@ def test_loading_draws_nothing_from_the_generator_and_keeps_the_weights(
 ):
     if save == "published":
         export_published(tiny_bilm, tmp_path / "options.json", tmp_path / "weights.hdf5")
-        load = lambda: load_published(tmp_path / "options.json", tmp_path / "weights.hdf5")  # noqa: E731
+        load = lambda: load_published(tmp_path / "options.json", tmp_path / "weights.hdf5")
     else:
         save_pretrained(tiny_bilm, tmp_path)
-        load = lambda: from_pretrained(tmp_path)  # noqa: E731
+        load = lambda: from_pretrained(tmp_path)
     torch.manual_seed(1)
     before = torch.random.get_rng_state()
     loaded = load()
