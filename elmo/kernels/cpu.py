@@ -14,9 +14,9 @@ is kept for later processes on the same machine and settings: ``probe_store``):
   weight in blocks that stay in a core's cache (``blocked_products``; ``few_row_products_exact``
   checks the bits per row count);
 * ``one_thread_per_stack`` and ``on_side_thread``: the backward stack runs on a side thread
-  beside the forward one, each on one torch thread for steps of >= 16 rows and for the row
-  counts below that whose products keep their bits on one thread (``same_bits_on_one_thread``,
-  ``one_thread_rows``).
+  beside the forward one, each step on one torch thread at the row counts whose products keep
+  their bits there (``rows_alone``: ``one_thread_rows`` below 16 rows, ``same_bits_on_one_thread``
+  from 16 up).
 """
 
 from __future__ import annotations
@@ -290,14 +290,15 @@ def _one_thread_probe(weight: torch.Tensor, threads: int) -> bool:
 
 @contextlib.contextmanager
 def one_thread_per_stack() -> Iterator[None]:
-    """Within this (per Python thread): steps of >= 16 rows run on one torch thread.
+    """Within this (per Python thread): steps run on one torch thread where that keeps their bits.
 
     For a stack that runs beside another one (``on_side_thread``): two stacks on one thread
-    each keep two cores busy without the two sharing each core. Steps with fewer than
-    HOIST_MIN_ROWS rows keep the caller's thread count, since some products of 5-11 rows round
-    by thread count; from 16 rows up the bits are the same (``same_bits_on_one_thread``), and
-    the gate arithmetic splits its work between threads at multiples of 32 elements when the
-    cell size is a multiple of 64, so its bits do not change either.
+    each keep two cores busy without the two sharing each core. A step moves to one thread at
+    the row counts where each of its products keeps its bits there (``rows_alone``: some
+    products of 5-11 rows round by thread count on the AMD EPYC, those of 16 rows and up with a
+    wide input on the Intel Xeon); the others keep the caller's thread count. The gate
+    arithmetic splits its work between threads at multiples of 32 elements when the cell size
+    is a multiple of 64, so its bits do not change either (``caller_threads``).
     """
     outer = getattr(_CALLER_THREADS, "count", None)
     _CALLER_THREADS.count = torch.get_num_threads()
@@ -313,26 +314,33 @@ def beside_another_stack() -> bool:
     return getattr(_CALLER_THREADS, "count", None) is not None
 
 
-def caller_threads(cell_size: int, weights: tuple[torch.Tensor, ...]) -> int | None:
-    """Inside ``one_thread_per_stack`` where that keeps every bit: the caller's thread count.
+def caller_threads(cell_size: int) -> int | None:
+    """Inside ``one_thread_per_stack``: the caller's thread count, where steps may move to one
+    thread at all (``rows_alone`` says at which row counts).
 
-    None: keep the thread count as it is (outside it, on one thread, or where a probe fails).
+    None: keep the thread count as it is (outside it, on one thread, or a cell size whose gate
+    arithmetic splits its work between threads elsewhere than at multiples of 32 elements).
     """
     caller = getattr(_CALLER_THREADS, "count", None)
     if caller is None or caller == 1 or cell_size % 64 != 0:
         return None
-    with thread_count(caller):  # the probes compare the caller's count with one thread
-        if not all(same_bits_on_one_thread(weight) for weight in weights):
-            return None
     return caller
 
 
 def rows_alone(products: list[tuple[torch.Tensor, bool]], caller: int) -> frozenset[int]:
-    """The row counts below HOIST_MIN_ROWS at which every per-step product (weight, with a bias
-    or not) keeps on one thread the bits it has on ``caller`` threads (``one_thread_rows``)."""
-    with thread_count(caller):
+    """The row counts at which every per-step product (weight, with a bias or not) keeps on one
+    thread the bits it has on ``caller`` threads: those below HOIST_MIN_ROWS by
+    ``one_thread_rows``, and HOIST_MIN_ROWS itself standing for every count from there up, by
+    ``same_bits_on_one_thread`` (``threads_for`` reads it so).
+
+    On the AMD EPYC: all but 5-7 and 9-11, and 16 up. On the Intel Xeon (AVX-512): 1-15 only,
+    as products with an input 1,024 or more wide round differently on 1 and 2 threads from 16
+    rows up (README, Exactness).
+    """
+    with thread_count(caller):  # the probes compare the caller's count with one thread
         found = [one_thread_rows(weight, with_bias) for weight, with_bias in products]
-    return frozenset.intersection(*found)
+        many = all(same_bits_on_one_thread(weight) for weight, _ in products)
+    return frozenset.intersection(*found) | ({HOIST_MIN_ROWS} if many else set())
 
 
 @contextlib.contextmanager
@@ -375,13 +383,13 @@ def _one_thread_rows_probe(weight: torch.Tensor, with_bias: bool, threads: int) 
     return frozenset(rows for rows, a, b in zip(FEW_ROWS, products, alone) if torch.equal(a, b))
 
 
-def threads_for(rows: int, caller: int, alone: frozenset[int] = frozenset()) -> int:
+def threads_for(rows: int, caller: int, alone: frozenset[int]) -> int:
     """The torch threads a step of ``rows`` rows runs on inside ``one_thread_per_stack``.
 
-    ``alone``: row counts below HOIST_MIN_ROWS that run on one thread too (``one_thread_rows``
-    of every weight the step multiplies by).
+    ``alone``: ``rows_alone`` of every product the step takes (HOIST_MIN_ROWS in it: every
+    count from there up).
     """
-    return 1 if rows >= HOIST_MIN_ROWS or rows in alone else caller
+    return 1 if min(rows, HOIST_MIN_ROWS) in alone else caller
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process id, its pool)

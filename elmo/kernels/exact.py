@@ -84,9 +84,9 @@ def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> La
     pack = has_rows(lengths, PACK_ROWS)  # only then does a packed weight serve a product
     input_linear = step_linear(layer.input_weight, pack=pack and not hoist)
     recurrent_linear, project = (step_linear(weight, pack=pack) for weight in weights[1:])
-    caller = caller_threads(layer.cell_size, weights)  # None: keep the thread count as it is
+    caller = caller_threads(layer.cell_size)  # None: keep the thread count as it is
     alone = frozenset()
-    if caller is not None:  # the per-step products of few rows that may run on one thread
+    if caller is not None:  # the row counts whose per-step products may run on one thread
         alone = rows_alone([(weights[0], False), (weights[1], True), (weights[2], False)], caller)
 
     def placement(rows: int) -> int:

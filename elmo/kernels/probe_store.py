@@ -19,17 +19,18 @@ time is at stake, never a bit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
-from elmo.files import atomic_write_text
 from elmo.hub.resolve import cache_dir
 
 T = TypeVar("T", bool, frozenset)
@@ -43,6 +44,7 @@ CPUINFO_FIELDS = ("vendor_id", "cpu family", "model", "model name", "stepping", 
 
 _ANSWERS: dict[str, bool | frozenset] = {}  # this process's answers, by ``entry_name``
 _STORED: dict[str, bool | list[int]] | None = None  # the file's, read on the first miss
+_WRITING = threading.Lock()  # the side thread of the exact kernel probes too
 
 
 def remembered(
@@ -167,11 +169,17 @@ def _keep(name: str, answer: bool | frozenset) -> None:
     if path is None:
         return
     value = answer if isinstance(answer, bool) else sorted(answer)
-    answers = {**_read_answers(path), name: value}
-    _stored()[name] = value
-    text = json.dumps({"about": fingerprint_parts(), "answers": answers}, indent=1, sort_keys=True)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text + "\n")
-    except OSError:
-        pass  # a folder we cannot write: each process probes for itself (module docstring)
+    with _WRITING:
+        _stored()[name] = value
+        answers = {**_read_answers(path), name: value}
+        text = json.dumps({"about": fingerprint_parts(), "answers": answers}, indent=1, sort_keys=True)
+        # Written whole, then renamed: a reader sees the old file or the new one. No fsync: a
+        # file lost in a crash is probed again, and a sync per answer would cost more than that.
+        temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp.write_text(text + "\n", encoding="utf-8")
+            os.replace(temp, path)
+        except OSError:  # a folder we cannot write: each process probes for itself
+            with contextlib.suppress(OSError):
+                temp.unlink()

@@ -22,6 +22,7 @@ from elmo.kernels.cpu import (
     same_bits_on_one_thread,
     step_linear,
     thread_count,
+    threads_for,
 )
 from elmo.kernels.exact import ExactKernel
 from elmo.modules.lstm import LstmLayer, active_rows
@@ -180,7 +181,7 @@ def test_one_thread_per_stack_keeps_every_bit_and_the_callers_thread_count(rever
     with thread_count(2):
         weights = [(layer.input_weight, False), (layer.recurrent_weight, True)]
         alone = rows_alone([*weights, (layer.projection_weight, False)], caller=2)
-    assert all(threads == (1 if rows >= HOIST_MIN_ROWS or rows in alone else 2) for rows, threads in seen)
+    assert all(threads == (1 if min(rows, HOIST_MIN_ROWS) in alone else 2) for rows, threads in seen)
     assert 1 in {threads for _, threads in seen}
     assert torch.equal(actual[0], expected[0])
     assert all(torch.equal(a, b) for a, b in zip(actual[1], expected[1]))
@@ -204,17 +205,21 @@ def test_one_thread_per_stack_leaves_cells_not_a_multiple_of_64_alone(monkeypatc
 def test_a_published_shape_runs_on_one_thread_only_where_its_bits_allow(shape):
     # A property of the CPU's MKL: on an AMD EPYC every published shape keeps its bits on one
     # thread; on an Intel Xeon with AVX-512, 2 threads split the products of the 1,024- and
-    # 4,096-wide projections differently. The probe must see that, and the kernel then leaves
-    # the thread count alone.
+    # 4,096-wide projections differently from 16 rows up. The probes must see that, and a step
+    # beside the other stack then keeps the caller's thread count at those row counts.
     weight = torch.randn(*shape) * shape[1] ** -0.5
     x, bias = torch.randn(64, shape[1]), torch.randn(shape[0])
+    counts = (1, 2, 5, 9, 15, 16, 33, 64)
     with torch.no_grad(), thread_count(2):
-        together = [torch.nn.functional.linear(x[:rows], weight, bias) for rows in (16, 33, 64)]
+        together = [torch.nn.functional.linear(x[:rows], weight, bias) for rows in counts]
         with thread_count(1):
-            alone = [torch.nn.functional.linear(x[:rows], weight, bias) for rows in (16, 33, 64)]
+            alone = [torch.nn.functional.linear(x[:rows], weight, bias) for rows in counts]
         probe = same_bits_on_one_thread(weight)
         with one_thread_per_stack():
-            caller = caller_threads(256, (weight,))
-    if not all(torch.equal(a, b) for a, b in zip(together, alone)):
-        assert not probe
-    assert caller == (2 if probe else None)
+            caller = caller_threads(256)
+            allowed = rows_alone([(weight, True)], caller)
+    assert caller == 2
+    for rows, a, b in zip(counts, together, alone):
+        if not torch.equal(a, b):  # the bits move: the step must keep the caller's count
+            assert threads_for(rows, caller, allowed) == 2, rows
+    assert (threads_for(64, caller, allowed) == 1) == probe

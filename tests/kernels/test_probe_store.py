@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
@@ -166,3 +167,13 @@ def test_elmo_embed_reads_the_kept_answers_and_writes_the_same_bits(tiny_bilm, t
     assert outputs[0].keys() == outputs[1].keys()
     for key in outputs[0]:
         assert np.array_equal(outputs[0][key], outputs[1][key]), key
+
+
+def test_answers_kept_from_two_threads_at_once_are_all_kept(store):
+    """The exact kernel's side thread probes beside the caller's."""
+    names = [f"t{n}" for n in range(16)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda name: probe_store.remembered(name, ((1,),), lambda: True, bool), names))
+    kept = json.loads(probe_store.store_path().read_text())["answers"]
+    assert sorted(kept) == sorted(f"{name} ((1,),)" for name in names)
+    assert [p.name for p in store.iterdir()] == [probe_store.store_path().name]  # no temp left
