@@ -154,7 +154,7 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
             )
         if SUMS_KEY not in data and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
-    model.load_state_dict(weights, strict=True)
+    model.load_state_dict(weights, strict=True, assign=True)  # the file's tensors, not copies
     return model.to(device).eval()
 
 

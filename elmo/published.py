@@ -123,9 +123,11 @@ def load_published(options_file: str | os.PathLike, weight_file: str | os.PathLi
     except ValueError as error:
         raise ModelFileError(f"{options_file}: {error}") from None
     state = _read_weights(weight_file, config)
-    with without_random_init():  # every parameter is overwritten next (_check_complete)
+    with without_random_init():  # every parameter is replaced next (_check_complete)
         model = BiLM(config)
-    model.load_state_dict(state, strict=False)  # buffers only are missing; checked below
+    # assign: the parameters become the file's tensors, not copies of them (one copy of the
+    # weights in memory, not two); buffers only are missing, checked below
+    model.load_state_dict(state, strict=False, assign=True)
     _check_complete(model, state, str(weight_file))
     return model.eval()
 
@@ -200,7 +202,9 @@ def published_to_state_dict(
 
     cnn, lstm = config.char_cnn, config.lstm
     E, F, D, H = cnn.char_embedding_dim, cnn.num_filters, lstm.projection_dim, lstm.cell_size
-    out: dict[str, np.ndarray] = {}
+    # Each entry becomes its final contiguous tensor as soon as it is made, so that at most one
+    # dataset's temporaries are held beside the weights (the peak RSS of a load).
+    out = _Contiguous()
     table = read("char_embed", (cnn.num_characters - 1, E))  # (261, E): no padding row
     out["char_cnn.char_embedding.weight"] = np.concatenate([np.zeros((1, E), np.float32), table])
     for i, (width, count) in enumerate(cnn.filters):
@@ -226,8 +230,15 @@ def published_to_state_dict(
             out[f"{prefix}.recurrent_weight"] = kernel[:, D:]
             out[f"{prefix}.bias"] = _swap_gates(read(f"{cell}/B", (4 * H,)), H)
             out[f"{prefix}.projection_weight"] = read(f"{cell}/W_P_0", (H, D)).T
-    # torch's blocked, threaded copy: transposes numpy copies several times slower (ORIGINAL: 0.7 s)
-    return {k: torch.from_numpy(v).contiguous() for k, v in out.items()}
+    return dict(out)
+
+
+class _Contiguous(dict):
+    """A dict that stores each numpy array set into it as a contiguous torch tensor (torch's
+    blocked, threaded copy: a transpose copied by numpy is several times slower; ORIGINAL: 0.7 s)."""
+
+    def __setitem__(self, name: str, array: np.ndarray) -> None:
+        super().__setitem__(name, torch.from_numpy(array).contiguous())
 
 
 def state_dict_to_published(state: dict[str, np.ndarray], config: BiLMConfig) -> dict[str, np.ndarray]:

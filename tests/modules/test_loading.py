@@ -59,3 +59,9 @@ def test_loading_draws_nothing_from_the_generator_and_keeps_the_weights(
     assert sorted(loaded.state_dict()) == sorted(expected)
     for key, value in expected.items():
         assert torch.equal(loaded.state_dict()[key], value), key
+    # the file's tensors became the parameters (assign): each its own contiguous memory, a
+    # Parameter that trains, the buffers computed by the constructor
+    parameters = list(loaded.parameters())
+    assert all(p.is_contiguous() and p.requires_grad for p in parameters)
+    assert len({p.data_ptr() for p in parameters}) == len(parameters)
+    assert torch.equal(loaded.bos_char_ids, tiny_bilm.bos_char_ids)
