@@ -48,7 +48,8 @@ class RandomMidReference:
     does not, they are the reference loop's own outputs on this CPU, to be matched bit for bit
     (``atol`` 0), and ``skip_if_substituted`` then marks the test skipped with the reason, after
     its assertions ran. The loop stands in only if it matches the fixture within ATOL at the
-    token layer and at each direction's first step, so a wrong loop still fails. bilm-tf-tiny, not chaotic, is matched within ATOL on every CPU.
+    token layer and at each direction's first step, so a wrong loop still fails. bilm-tf-tiny,
+    not chaotic, is matched within ATOL on every CPU.
     """
 
     def __init__(self, stateful: bool) -> None:

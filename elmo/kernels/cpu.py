@@ -268,11 +268,11 @@ def same_bits_on_one_thread(weight: torch.Tensor) -> bool:
     """
     threads = torch.get_num_threads()
     key = (tuple(weight.shape), weight.dtype, threads)
-    compute = lambda: _one_thread_probe(weight, threads)
+    compute = lambda: _one_thread_probe(weight)
     return remembered("same_bits_on_one_thread", key, compute, bool)
 
 
-def _one_thread_probe(weight: torch.Tensor, threads: int) -> bool:
+def _one_thread_probe(weight: torch.Tensor) -> bool:
     generator = torch.Generator().manual_seed(1)
     out_dim, in_dim = weight.shape
     x = torch.randn(80, in_dim, generator=generator, dtype=weight.dtype)  # (80, in)
@@ -280,11 +280,8 @@ def _one_thread_probe(weight: torch.Tensor, threads: int) -> bool:
     bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype)
     with torch.no_grad():
         products = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
-        torch.set_num_threads(1)
-        try:
+        with thread_count(1):
             alone = [step_linear(probe)(x[:rows], bias) for rows in (16, 17, 64, 80)]
-        finally:
-            torch.set_num_threads(threads)
     return all(torch.equal(a, b) for a, b in zip(products, alone))
 
 
@@ -363,11 +360,11 @@ def one_thread_rows(weight: torch.Tensor, with_bias: bool) -> frozenset[int]:
     """
     threads = torch.get_num_threads()
     key = (tuple(weight.shape), weight.dtype, threads, with_bias)
-    compute = lambda: _one_thread_rows_probe(weight, with_bias, threads)
+    compute = lambda: _one_thread_rows_probe(weight, with_bias)
     return remembered("one_thread_rows", key, compute, frozenset)
 
 
-def _one_thread_rows_probe(weight: torch.Tensor, with_bias: bool, threads: int) -> frozenset[int]:
+def _one_thread_rows_probe(weight: torch.Tensor, with_bias: bool) -> frozenset[int]:
     generator = torch.Generator().manual_seed(3)
     out_dim, in_dim = weight.shape
     x = torch.randn(FEW_ROWS[-1], in_dim, generator=generator, dtype=weight.dtype)
@@ -375,11 +372,8 @@ def _one_thread_rows_probe(weight: torch.Tensor, with_bias: bool, threads: int) 
     bias = torch.randn(out_dim, generator=generator, dtype=weight.dtype) if with_bias else None
     with torch.no_grad():
         products = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
-        torch.set_num_threads(1)
-        try:
+        with thread_count(1):
             alone = [nn.functional.linear(x[:rows], probe, bias) for rows in FEW_ROWS]
-        finally:
-            torch.set_num_threads(threads)
     return frozenset(rows for rows, a, b in zip(FEW_ROWS, products, alone) if torch.equal(a, b))
 
 
