@@ -22,6 +22,7 @@ from torch import nn
 from elmo.config import CharCNNConfig
 from elmo.data.characters import PAD_CHAR
 from elmo.modules.highway import Highway
+from elmo.modules.max_pool import max_over_time
 
 # The nonlinearity after max-pooling each filter, by ``CharCNNConfig.activation``.
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
@@ -151,7 +152,7 @@ class CharCNN(nn.Module):
         """Embedding, convolutions and max-pool: (N, W') ids -> (N, F) features."""
         rows = len(char_ids)
         embedded = self.char_embedding(_pad_rows(char_ids)).transpose(1, 2)  # (N', E, W')
-        pooled = [conv(embedded).amax(dim=-1) for conv in self.convolutions]  # k x (N', F_k)
+        pooled = [max_over_time(conv(embedded)) for conv in self.convolutions]  # k x (N', F_k)
         return self.activation(torch.cat(pooled, dim=-1))[:rows]  # (N, F)
 
     def _project(self, features: torch.Tensor) -> torch.Tensor:
