@@ -22,6 +22,7 @@ from typing import TypeVar
 import torch
 
 from elmo.kernels.base import RecurrenceKernel
+from elmo.kernels.bptt import run_with_bptt
 from elmo.kernels.cpu import (
     PACK_ROWS,
     caller_threads,
@@ -47,6 +48,8 @@ class ExactKernel(RecurrenceKernel):
     exact = True
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
+        if needs_gradient(layer, inputs, state) and inputs.device.type == "cpu" and lengths[:1] != [0]:
+            return run_with_bptt(layer, inputs, lengths, state, reverse)  # training: a backward by hand
         return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
 
     def run_directions(
@@ -56,6 +59,12 @@ class ExactKernel(RecurrenceKernel):
             return forward(), backward()
         pending = on_side_thread(on_one_thread(backward))
         return on_one_thread(forward)(), pending()
+
+
+def needs_gradient(layer: LstmLayer, inputs: torch.Tensor, state: tuple[torch.Tensor, ...]) -> bool:
+    """Whether autograd would record the layer: grad mode, and a weight or an input that needs one."""
+    tensors = [inputs, *state, *layer.parameters()]
+    return torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors)
 
 
 def side_by_side(tokens: torch.Tensor, training: bool) -> bool:
@@ -78,6 +87,16 @@ def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> La
     Args:
         inputs: (B, T, D_in), rows sorted by decreasing length; lengths: B ints.
     """
+    gates, project = exact_products(layer, inputs, lengths)
+    return LayerStep(gates, functools.partial(layer.cell, project=project))
+
+
+def exact_products(
+    layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]
+) -> tuple[Callable[[int, int, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+    """The two product functions of ``exact_step``: ``LayerStep.gates`` and the projection's
+    ``project`` ((R, H) -> (R, D)), which ``layer.cell`` takes (``elmo.kernels.bptt`` runs its
+    own copy of the cell with them)."""
     bias = layer.gate_bias()  # (4H,)
     weights = (layer.input_weight, layer.recurrent_weight, layer.projection_weight)
     hoist = rows_are_independent(layer.input_weight)
@@ -116,4 +135,4 @@ def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> La
             step_input = input_linear(inputs[:rows, index])  # (R, 4H)
         return step_input + recurrent_linear(hidden, bias)
 
-    return LayerStep(gates, functools.partial(layer.cell, project=project))
+    return gates, project

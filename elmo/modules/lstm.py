@@ -131,7 +131,7 @@ class LstmLayer(nn.Module):
             rows = active_rows(lengths, index)
             gates = step.gates(index, rows, hidden[:rows])  # (R, 4H)
             new_hidden, new_memory = step.cell(gates, memory[:rows])  # (R, D), (R, H)
-            outputs[index], hidden, memory = _carry(new_hidden, new_memory, hidden, memory)
+            outputs[index], hidden, memory = carry(new_hidden, new_memory, hidden, memory)
         if steps == 0:
             return inputs.new_zeros(batch, 0, hidden.shape[-1]), (hidden, memory)
         return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
@@ -170,7 +170,7 @@ class LstmLayer(nn.Module):
         return hidden if clip is None else hidden.clamp(-clip, clip)
 
 
-def _carry(
+def carry(
     new_hidden: torch.Tensor, new_memory: torch.Tensor, hidden: torch.Tensor, memory: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step's output and the state after it, when only the first R of B rows ran the step.
