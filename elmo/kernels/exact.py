@@ -48,7 +48,8 @@ class ExactKernel(RecurrenceKernel):
     exact = True
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
-        if needs_gradient(layer, inputs, state) and inputs.device.type == "cpu" and lengths[:1] != [0]:
+        has_steps = bool(lengths) and lengths[0] > 0
+        if has_steps and inputs.device.type == "cpu" and needs_gradient(layer, inputs, state):
             return run_with_bptt(layer, inputs, lengths, state, reverse)  # training: a backward by hand
         return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
 
