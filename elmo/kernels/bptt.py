@@ -16,6 +16,7 @@ checks the maths. Not twice differentiable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -25,6 +26,11 @@ from elmo.modules.lstm import LstmLayer, active_rows, carry
 
 aten = torch.ops.aten
 
+# A step's gates (t, R, hidden (R, D)) -> (R, 4H), and the projection (R, H) -> (R, D).
+Products = tuple[
+    Callable[[int, int, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]
+]
+
 
 def run_with_bptt(
     layer: LstmLayer,
@@ -32,13 +38,19 @@ def run_with_bptt(
     lengths: list[int],
     state: tuple[torch.Tensor, torch.Tensor],
     reverse: bool,
+    products: Products,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """``layer(inputs, lengths, state, reverse)`` with the exact kernel's products and the
-    backward of this module: arguments and results as ``LstmLayer.forward``."""
+    """``layer(inputs, lengths, state, reverse)`` with the given products and the backward of
+    this module: arguments and results as ``LstmLayer.forward``.
+
+    Args:
+        products: ``(gates, project)``: ``LayerStep.gates`` and the projection's product
+            ((R, H) -> (R, D)), made without a gradient (``elmo.kernels.exact.exact_products``).
+    """
     hidden, memory = state
     outputs, final_hidden, final_memory = _LayerThroughTime.apply(
         inputs, hidden, memory, layer.input_weight, layer.recurrent_weight, layer.bias,
-        layer.projection_weight, layer, lengths, reverse,
+        layer.projection_weight, layer, lengths, reverse, products,
     )  # fmt: skip
     return outputs, (final_hidden, final_memory)
 
@@ -59,10 +71,8 @@ class _Saved(NamedTuple):
 class _LayerThroughTime(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, hidden, memory, input_weight, recurrent_weight, bias, projection_weight,
-                layer: LstmLayer, lengths: list[int], reverse: bool):  # fmt: skip
-        from elmo.kernels.exact import exact_products  # (exact imports this module)
-
-        gates_of, project = exact_products(layer, inputs, lengths)
+                layer: LstmLayer, lengths: list[int], reverse: bool, products: Products):  # fmt: skip
+        gates_of, project = products
         steps = inputs.shape[1]
         outputs: list[torch.Tensor | None] = [None] * steps
         saved: list[_Saved | None] = [None] * steps
@@ -129,18 +139,18 @@ class _LayerThroughTime(torch.autograd.Function):
             aten.sigmoid_backward.grad_input(d_out_gate, o, grad_input=da[:, 3 * cell :])
             d_hidden = _replace_rows(d_hidden, da.mm(recurrent_weight))  # (B, D)
             d_memory = _replace_rows(d_memory, dm * f)  # (B, H)
-        real = [t for t, step in enumerate(saved) if step.rows > 0]
+        ran = _time_major_mask(saved, batch, inputs.device)  # (T, B)
         d_inputs = inputs.new_zeros(steps, batch, inputs.shape[2])  # (T, B, D_in), zero at padding
-        d_inputs[_time_major_mask(saved, batch, inputs.device)] = d_gates.mm(input_weight)
+        d_inputs[ran] = d_gates.mm(input_weight)
         return (
             d_inputs.transpose(0, 1),
             d_hidden,
             d_memory,
-            d_gates.t().mm(torch.cat([inputs[: saved[t].rows, t] for t in real])),  # (4H, D_in)
-            d_gates.t().mm(torch.cat([saved[t].hidden for t in real])),  # (4H, D)
+            d_gates.t().mm(inputs.transpose(0, 1)[ran]),  # (4H, D_in)
+            d_gates.t().mm(torch.cat([step.hidden for step in saved])),  # (4H, D)
             d_gates.sum(0),  # (4H,)
-            d_projected.t().mm(torch.cat([saved[t].output for t in real])),  # (D, H)
-            None, None, None,
+            d_projected.t().mm(torch.cat([step.output for step in saved])),  # (D, H)
+            None, None, None, None,
         )  # fmt: skip
 
 

@@ -50,7 +50,9 @@ class ExactKernel(RecurrenceKernel):
     def run_layer(self, layer, inputs, lengths, state, reverse):
         has_steps = bool(lengths) and lengths[0] > 0
         if has_steps and inputs.device.type == "cpu" and needs_gradient(layer, inputs, state):
-            return run_with_bptt(layer, inputs, lengths, state, reverse)  # training: a backward by hand
+            with torch.no_grad():  # the products' levers that keep the bits without a gradient
+                products = exact_products(layer, inputs, lengths)
+            return run_with_bptt(layer, inputs, lengths, state, reverse, products)  # a backward by hand
         return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
 
     def run_directions(
@@ -97,7 +99,7 @@ def exact_products(
 ) -> tuple[Callable[[int, int, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
     """The two product functions of ``exact_step``: ``LayerStep.gates`` and the projection's
     ``project`` ((R, H) -> (R, D)), which ``layer.cell`` takes (``elmo.kernels.bptt`` runs its
-    own copy of the cell with them)."""
+    own copy of the cell with them: ``bptt.Products``)."""
     bias = layer.gate_bias()  # (4H,)
     weights = (layer.input_weight, layer.recurrent_weight, layer.projection_weight)
     hoist = rows_are_independent(layer.input_weight)

@@ -3,9 +3,9 @@ torch's own gradient computed in fewer, faster passes.
 
 ``torch.amax``'s backward splits a maximum's gradient equally between the positions that tie
 for it: ``(grad / count) * (values == max)``. torch builds that mask as a bool tensor, and on CPU
-a comparison written to bool runs several times slower than one written to float32; the
-backward of the character CNN's pools took 13 ms of a (256, 1024, 11) pool's 15 (forward and
-backward, Intel Xeon, 2 threads). ``max_over_time`` computes the same expression with the mask
+a comparison written to bool runs several times slower than one written to float32: of the
+13 ms that a (256, 1024, 11) pool's forward and backward took, the backward was 11 (Intel Xeon,
+2 threads). ``max_over_time`` computes the same expression with the mask
 in float32: multiplying by 1.0 or 0.0 is exact, so its gradient has ``amax``'s bits (the tests
 check it, ties included: the all-padding windows of a short token tie).
 """
