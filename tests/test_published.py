@@ -173,10 +173,11 @@ def test_elmo_random_mid_reproduces_allennlp(stateful, reference_threads):
     check_elmo_random_mid(fixture_model("elmo-random-mid"), stateful)  # the default kernel, exact
 
 
-@pytest.mark.parametrize("kernel", kernel_names())
+@pytest.mark.parametrize("kernel", [name for name in kernel_names() if name != "bf16"])
 def test_bilm_tf_tiny_reproduces_the_stateful_lm_embeddings(kernel):
     # The fused kernel (opt-in) rounds differently: fine on these non-chaotic weights, but not
     # on elmo-random-mid, where only the exact order of operations matches (README, Exactness).
+    # bf16 rounds to 8 bits of mantissa (tests/kernels/test_bf16.py).
     folder = shared_path("fixtures", "bilm-tf-tiny")
     lists = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
     model = fixture_model("bilm-tf-tiny")

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from elmo.model import BiLM
 
 KERNEL_HELP = (
-    "the LSTM recurrence kernel: exact (bit-exact, default) or fused (equal up to float rounding)"
+    "the LSTM recurrence kernel: exact (bit-exact, default), fused (equal up to float rounding) or "
+    "bf16 (fused, with its products of 16 or more rows in bfloat16: faster on CPUs with AMX or "
+    "AVX512-BF16, refused elsewhere)"
 )
 
 

@@ -9,9 +9,15 @@
 
 Not bit for bit: on trained weights the difference stays near 1e-6, but chaotic weights such as
 the elmo-random-mid fixture drift (README, Exactness). Opt-in.
+
+The step takes its three products as functions (``FusedProducts``), so that a kernel with other
+products (``elmo.kernels.bf16``) shares the rest.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -19,6 +25,8 @@ from torch import nn
 from elmo.kernels.cpu import beside_another_stack, step_linear
 from elmo.kernels.exact import ExactKernel
 from elmo.modules.lstm import LayerStep, LstmLayer
+
+Product = Callable[[torch.Tensor], torch.Tensor]  # x (..., D_in) -> x W^T (+ b) (..., D_out)
 
 
 class FusedKernel(ExactKernel):
@@ -31,28 +39,73 @@ class FusedKernel(ExactKernel):
         return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs))
 
 
-def fused_step(layer: LstmLayer, inputs: torch.Tensor) -> LayerStep:
-    """The step of the fused recurrence (module docstring); inputs (B, T, D_in)."""
+class FusedWeights(NamedTuple):
+    """A layer's weights as the fused step reads them: the candidate's rows doubled."""
+
+    input: torch.Tensor  # (4H, D_in)
+    bias: torch.Tensor  # (4H,)
+    recurrent: torch.Tensor  # (4H, D)
+    projection: torch.Tensor  # (D, H), as the layer's
+
+
+class FusedProducts(NamedTuple):
+    """The three products of a fused step."""
+
+    inputs: Product  # (T, B, D_in) -> (T, B, 4H), with the bias
+    recurrent: Product  # (R, D) -> (R, 4H)
+    projection: Product  # (R, H) -> (R, D)
+
+
+def fused_weights(layer: LstmLayer) -> FusedWeights:
+    """``layer``'s weights with the candidate's rows doubled (exact: a power of two)."""
+    cell = layer.cell_size
+    weight = layer.input_weight
+    scale = torch.ones(4 * cell, 1, dtype=weight.dtype, device=weight.device)  # (4H, 1)
+    scale[2 * cell : 3 * cell] = 2.0  # the candidate's pre-activation, doubled
+    return FusedWeights(
+        weight * scale,
+        layer.gate_bias() * scale[:, 0],
+        layer.recurrent_weight * scale,
+        layer.projection_weight,
+    )
+
+
+def float_products(layer: LstmLayer) -> FusedProducts:
+    """The fused kernel's products: in the layer's dtype, per-step weights packed where possible."""
+    weights = fused_weights(layer)
+    return FusedProducts(
+        lambda x: nn.functional.linear(x, weights.input, weights.bias),
+        step_linear(weights.recurrent),
+        step_linear(weights.projection),
+    )
+
+
+def fused_step(
+    layer: LstmLayer, inputs: torch.Tensor, products: FusedProducts | None = None
+) -> LayerStep:
+    """The step of the fused recurrence (module docstring); inputs (B, T, D_in).
+
+    ``products``: the step's products (``float_products`` unless given).
+    """
     if beside_another_stack():  # one torch thread per stack: the bits may change here anyway
         torch.set_num_threads(1)
-    cell = layer.cell_size
-    scale = torch.ones(4 * cell, 1, dtype=inputs.dtype, device=inputs.device)  # (4H, 1)
-    scale[2 * cell : 3 * cell] = 2.0  # the candidate's pre-activation, doubled
-    bias = layer.gate_bias() * scale[:, 0]  # (4H,)
+    products = products or float_products(layer)
     time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
-    projected = nn.functional.linear(time_major, layer.input_weight * scale, bias)  # (T, B, 4H)
-    steps = projected.unbind(0)  # T x (B, 4H); one backward for all, not a zero-filled (T, B, 4H) each
-    recurrent = step_linear(layer.recurrent_weight * scale)
-    project = step_linear(layer.projection_weight)
+    # T x (B, 4H); one backward for all, not a zero-filled (T, B, 4H) each
+    steps = products.inputs(time_major).unbind(0)
 
     def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
-        return steps[index][:rows] + recurrent(hidden)  # (R, 4H)
+        return steps[index][:rows] + products.recurrent(hidden)  # (R, 4H)
 
     def fused_cell(gates: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         activations = torch.sigmoid(gates)  # (R, 4H), the candidate's doubled
         input_gate, forget_gate, candidate, output_gate = activations.chunk(4, dim=-1)  # 4 x (R, H)
-        memory = layer.clip_memory(torch.addcmul(forget_gate * memory, input_gate, 2.0 * candidate - 1.0))
+        memory = layer.clip_memory(
+            torch.addcmul(forget_gate * memory, input_gate, 2.0 * candidate - 1.0)
+        )
         squashed = 2.0 * torch.sigmoid(2.0 * memory) - 1.0  # tanh(memory)
-        return layer.clip_output(project(output_gate * squashed)), memory  # (R, D), (R, H)
+        return layer.clip_output(
+            products.projection(output_gate * squashed)
+        ), memory  # (R, D), (R, H)
 
     return LayerStep(gates, fused_cell)

@@ -1,0 +1,154 @@
+"""The fused kernel with its larger products in bfloat16: faster on CPUs with bfloat16 units.
+
+On a CPU with bfloat16 matrix instructions (Intel AMX) a bfloat16 product of 16 rows or more
+ran 1.2-3.5x as fast as a float32 one (oneDNN; ``docs/benchmarks.md``), and one of a few rows
+slower: it is bound by reading the weight, and torch's bfloat16 path for it is poor. So this
+kernel is the fused one (``elmo.kernels.fused``) in which every product of at least
+``BF16_MIN_ROWS`` rows takes bfloat16 inputs and weights, accumulates in float32 inside oneDNN
+and hands back bfloat16, turned to float32 before anything else reads it: the steps' products at
+a batch of 16 sentences or more, and the input projections of all steps (one product of T x B
+rows). The cell, its state and everything outside the recurrence stay float32, as do products of
+fewer rows (the steps of one sentence at a time).
+
+Not exact: each such product rounds its inputs, weights and output to 8 bits of mantissa. How
+far the vectors move is measured in ``docs/benchmarks.md``. Opt-in, for inference and training
+(under a gradient the casts are differentiable, as under ``torch.autocast``), and only where it
+is faster: on a CPU without bfloat16 instructions (AMX-BF16 or AVX512-BF16) its products would be
+emulated and slower than float32, so there a float32 model is refused at its first layer. A
+float64 model runs the fused kernel as it is.
+
+The weights' bfloat16 copies are made once per layer and kept (without a gradient) until the
+layer's weights change (another tensor, or an in-place write).
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+
+import torch
+from torch import nn
+
+from elmo.kernels.fused import (
+    FusedKernel,
+    FusedProducts,
+    FusedWeights,
+    Product,
+    fused_step,
+    fused_weights,
+)
+from elmo.modules.lstm import LstmLayer
+
+BF16_MIN_ROWS = 16  # products with fewer rows stay float32 (slower in bfloat16 where measured)
+
+
+class Bf16Kernel(FusedKernel):
+    """The fused kernel with its products of >= 16 rows in bfloat16; equal up to bfloat16 rounding."""
+
+    name = "bf16"
+    exact = False
+
+    def __init__(self) -> None:
+        # layer -> (its weights then, their versions, their bfloat16 copies)
+        self._converted: weakref.WeakKeyDictionary[LstmLayer, tuple] = weakref.WeakKeyDictionary()
+
+    def run_layer(self, layer, inputs, lengths, state, reverse):
+        if inputs.dtype != torch.float32:  # float64: the fused kernel as it is
+            return super().run_layer(layer, inputs, lengths, state, reverse)
+        require_native_bf16(inputs.device)
+        products = bf16_products(layer, self.bf16_weights(layer))
+        return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, products))
+
+    def bf16_weights(self, layer: LstmLayer) -> FusedWeights:
+        """``layer``'s fused weights in bfloat16; kept while its weights stay the same."""
+        if torch.is_grad_enabled() and any(p.requires_grad for p in layer.parameters()):
+            return _to_bf16(fused_weights(layer))  # made afresh: the gradient reaches the weights
+        sources = (
+            layer.input_weight,
+            layer.recurrent_weight,
+            layer.bias,
+            layer.projection_weight,
+            layer.forget_offset,
+        )
+        versions = tuple(source._version for source in sources)
+        kept = self._converted.get(layer)
+        if kept is None or kept[1] != versions or any(a is not b for a, b in zip(kept[0], sources)):
+            with torch.no_grad():
+                kept = (sources, versions, _to_bf16(fused_weights(layer)))
+            self._converted[layer] = kept
+        return kept[2]
+
+
+def bf16_products(layer: LstmLayer, weights: FusedWeights) -> FusedProducts:
+    """The fused step's products: in bfloat16 from ``BF16_MIN_ROWS`` rows up, else float32.
+
+    Args:
+        weights: ``layer``'s fused weights in bfloat16 (``Bf16Kernel.bf16_weights``).
+    """
+    float32 = functools.cache(lambda: fused_weights(layer))  # made only if a product needs it
+
+    def product(field: str, with_bias: bool = False, output_float32: bool = True) -> Product:
+        def run(x: torch.Tensor) -> torch.Tensor:  # x (..., D_in)
+            if x.numel() < BF16_MIN_ROWS * x.shape[-1]:
+                chosen = float32()
+                return nn.functional.linear(
+                    x, getattr(chosen, field), chosen.bias if with_bias else None
+                )
+            out = nn.functional.linear(
+                x.to(torch.bfloat16), getattr(weights, field), weights.bias if with_bias else None
+            )
+            return out.float() if output_float32 else out  # (..., D_out)
+
+        return run
+
+    # The input products stay bfloat16: the gates' sum with the float32 recurrent product is float32.
+    return FusedProducts(
+        product("input", with_bias=True, output_float32=False),
+        product("recurrent"),
+        product("projection"),
+    )
+
+
+def _to_bf16(weights: FusedWeights) -> FusedWeights:
+    return FusedWeights(*(weight.to(torch.bfloat16) for weight in weights))
+
+
+def require_native_bf16(device: torch.device) -> None:
+    """Raise unless ``device`` computes bfloat16 products natively (where this kernel is faster)."""
+    if not native_bf16(device.type):
+        raise RuntimeError(
+            f"kernel 'bf16' runs its products in bfloat16, and this {_device_name(device.type)} has no "
+            "bfloat16 matrix instructions (Intel AMX-BF16 or AVX512-BF16; a CUDA GPU with bfloat16), so "
+            "there they would be emulated and slower than float32: use kernel 'fused' (or 'exact')"
+        )
+
+
+@functools.cache
+def native_bf16(device_type: str) -> bool:
+    """Whether a device of this type has bfloat16 matrix instructions (CPU: AMX-BF16, AVX512-BF16)."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device_type != "cpu":
+        return False
+    flags = _cpu_flags()
+    return bool(flags.get("amx_bf16") or flags.get("avx512_bf16"))
+
+
+def _cpu_flags() -> dict:
+    """The CPU's features as torch's cpuinfo reads them, else Linux's /proc/cpuinfo ({} if neither)."""
+    capability = getattr(torch._C._cpu, "_get_cpu_capability", None)  # a dict in recent torch
+    flags = capability() if capability is not None else None
+    if isinstance(flags, dict):
+        return flags
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            line = next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        return {}
+    return dict.fromkeys(line.partition(":")[2].split(), True)
+
+
+def _device_name(device_type: str) -> str:
+    if device_type == "cpu":
+        return f"CPU ({_cpu_flags().get('cpu_name', 'model unknown')})"
+    return f"{device_type} device"

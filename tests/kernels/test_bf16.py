@@ -1,0 +1,119 @@
+"""Tests for the bf16 kernel: the fused kernel with its products of >= 16 rows in bfloat16.
+
+It is equal to the exact kernel up to bfloat16 rounding where it uses bfloat16, the fused kernel
+bit for bit where it does not (fewer rows, float64), refuses a CPU without bfloat16
+instructions, keeps its weights' copies only while the weights stay the same, and trains.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lstm_cases import mask_of, padded_inputs
+
+from elmo.config import LSTMConfig
+from elmo.kernels import bf16, get_kernel
+from elmo.modules.lstm import LstmLayer, LstmStack
+
+DIM = 24  # the inputs' and the projection's size
+
+
+@pytest.fixture
+def native(monkeypatch):
+    """Run bfloat16 products here whatever the CPU (emulated ones compute the same values)."""
+    monkeypatch.setattr(bf16, "native_bf16", lambda device_type: True)
+
+
+def stack_and_batch(rows: int) -> tuple[LstmStack, torch.Tensor, list[int]]:
+    torch.manual_seed(0)
+    config = LSTMConfig(num_layers=2, cell_size=64, projection_dim=DIM, cell_clip=3.0, projection_clip=3.0)
+    lengths = sorted(torch.randint(1, 12, (rows,)).tolist(), reverse=True)
+    return LstmStack(config, input_dim=DIM), padded_inputs(lengths, dim=DIM), lengths
+
+
+def run(stack: LstmStack, kernel, inputs, lengths, **kwargs):
+    stack.kernel = get_kernel(kernel)
+    return stack(inputs, mask_of(lengths), **kwargs)
+
+
+def test_from_16_rows_it_equals_the_exact_kernel_up_to_bfloat16_rounding(native):
+    stack, inputs, lengths = stack_and_batch(rows=40)
+    with torch.no_grad():
+        exact = run(stack, "exact", inputs, lengths)
+        fused = run(stack, "fused", inputs, lengths)
+        half = run(stack, "bf16", inputs, lengths)
+    for actual, expected, rounded in zip(half.layers, exact.layers, fused.layers):
+        scale = expected.abs().max()
+        assert (actual - expected).abs().max() < 1e-2 * scale  # bfloat16: 8 bits of mantissa (4e-3 seen)
+        assert (actual - rounded).abs().max() > 1e-4 * scale  # it did run in bfloat16
+        assert (actual[lengths.index(min(lengths)), min(lengths) :] == 0).all()  # padding stays 0
+    cosine = torch.nn.functional.cosine_similarity(half.layers[-1], exact.layers[-1], dim=-1)
+    assert cosine[mask_of(lengths)].min() > 0.999
+
+
+def test_below_16_rows_and_in_float64_it_is_the_fused_kernel_bit_for_bit(native):
+    stack, inputs, lengths = stack_and_batch(rows=15)
+    with torch.no_grad():
+        for dtype in (torch.float32, torch.float64):
+            stack.to(dtype)
+            few = inputs[:, :1].to(dtype) if dtype == torch.float32 else inputs.to(dtype)
+            few_lengths = [1] * len(lengths) if dtype == torch.float32 else lengths
+            fused = run(stack, "fused", few, few_lengths)  # 15 rows, 1 step: every product < 16 rows
+            half = run(stack, "bf16", few, few_lengths)
+            assert all(torch.equal(a, b) for a, b in zip(half.layers, fused.layers))
+
+
+def test_a_cpu_without_bfloat16_instructions_is_refused_with_the_way_out(monkeypatch):
+    monkeypatch.setattr(bf16, "native_bf16", lambda device_type: False)
+    stack, inputs, lengths = stack_and_batch(rows=16)
+    for rows in (16, 1):  # refused at once, not at the first product of 16 rows
+        with torch.no_grad(), pytest.raises(RuntimeError, match=r"kernel 'bf16'.*CPU.*use kernel 'fused'"):
+            run(stack, "bf16", inputs[:rows, :1], [1] * rows)
+    stack.double()  # a float64 model runs the fused kernel: nothing to refuse
+    run(stack, "bf16", inputs.double(), lengths)
+
+
+def test_the_bfloat16_weights_are_made_once_and_again_when_the_weights_change(native):
+    stack, inputs, lengths = stack_and_batch(rows=20)
+    kernel = get_kernel("bf16")
+    layer = stack.layers[0]
+    with torch.no_grad():
+        first = kernel.bf16_weights(layer)
+        assert kernel.bf16_weights(layer) is first
+        assert first.recurrent.dtype == torch.bfloat16
+        before = run(stack, kernel, inputs, lengths).layers[-1]
+        layer.recurrent_weight.mul_(0.5)  # an in-place write
+        assert kernel.bf16_weights(layer) is not first
+        after = run(stack, kernel, inputs, lengths).layers[-1]
+        fresh = run(stack, "bf16", inputs, lengths).layers[-1]
+        layer.recurrent_weight = torch.nn.Parameter(layer.recurrent_weight * 2.0)  # another tensor
+        assert torch.equal(kernel.bf16_weights(layer).recurrent, first.recurrent)
+    assert not torch.equal(before, after)
+    assert torch.equal(after, fresh)
+
+
+def test_it_trains_with_gradients_near_the_exact_kernels(native):
+    stack, inputs, lengths = stack_and_batch(rows=32)
+    gradients = {}
+    for kernel in ("exact", "bf16"):
+        stack.zero_grad()
+        run(stack, kernel, inputs, lengths).layers[-1].square().sum().backward()
+        gradients[kernel] = [p.grad.clone() for p in stack.parameters()]
+    assert len(gradients["bf16"]) == len(list(stack.parameters()))
+    for actual, expected in zip(gradients["bf16"], gradients["exact"]):
+        assert torch.linalg.norm(actual - expected) < 5e-2 * torch.linalg.norm(expected)
+
+
+def test_the_layer_alone_and_both_directions(native):
+    # run_layer directly, as a kernel seam caller would, forward and reverse.
+    config = LSTMConfig(num_layers=1, cell_size=32, projection_dim=16, cell_clip=3.0, projection_clip=3.0)
+    layer = LstmLayer(16, config)
+    lengths = [6] * 10 + [4] * 10
+    inputs = padded_inputs(lengths, dim=16)
+    state = (torch.zeros(20, 16), torch.zeros(20, 32))
+    for reverse in (False, True):
+        with torch.no_grad():
+            expected, _ = get_kernel("exact").run_layer(layer, inputs, lengths, state, reverse)
+            actual, (hidden, memory) = get_kernel("bf16").run_layer(layer, inputs, lengths, state, reverse)
+        assert actual.dtype == hidden.dtype == memory.dtype == torch.float32
+        assert (actual - expected).abs().max() < 1e-2 * expected.abs().max()
