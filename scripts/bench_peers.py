@@ -20,6 +20,10 @@ embedding call alone (``embedding``). Rounds interleave the implementations (rot
 first) and the cases; the table gives medians over the rounds and the largest peak RSS. Threads:
 ``--threads`` for every process (torch, OMP and MKL).
 
+Our kernels (``--kernels``, default ``exact``): each other kernel named adds our two rows again,
+as ``elmo embed --kernel K`` and ``elmo --kernel K`` (and ``elmo --kernel K`` in training), in
+the same rounds, with a ratio column each against every row.
+
 Cases (``--cases shape:batch:sentences``): the issue's small shape batch 64, ORIGINAL batch 64 and
 small batch 1, on the first N sentences of WikiText-2 valid (``bench_embed.load_sentences``).
 
@@ -55,6 +59,7 @@ What running the peers taught (2026-12, torch 2.13 CPU):
     flock /tmp/cpu.lock python scripts/bench_peers.py --rounds 3
     python scripts/bench_peers.py --cases small:64:40 --rounds 1          # a smoke run
     python scripts/bench_peers.py --cases '' --train-cases small:64 --rounds 3   # training only
+    python scripts/bench_peers.py --cases original:64:500 --train-cases '' --kernels exact,bf16
 """
 
 from __future__ import annotations
@@ -77,6 +82,19 @@ TRAIN_CASES = "small:64"
 TRAIN_TEXT = TEXT.parent / "wiki.train.tokens"
 
 
+def ours(name: str) -> tuple[str, str]:
+    """``"elmo embed --kernel bf16"`` -> ``("elmo embed", "bf16")``; a peer's kernel is ``""``."""
+    base, _, kernel = name.partition(" --kernel ")
+    return base, kernel or ("exact" if base in ("elmo embed", "elmo") else "")
+
+
+def variants(names: list[str], kernels: list[str]) -> list[str]:
+    """``names`` with our rows repeated for each kernel other than exact (``--kernels``)."""
+    extra = [f"{name} --kernel {kernel}" for kernel in kernels if kernel != "exact"
+             for name in names if name in ("elmo embed", "elmo")]  # fmt: skip
+    return names + extra
+
+
 def train_child(spec: dict) -> dict:
     """Time training steps of one implementation in this (fresh) process: LM predictions/s."""
     if spec["implementation"] == "elmo":
@@ -87,12 +105,12 @@ def train_child(spec: dict) -> dict:
     if spec["implementation"] == "elmo":
         from bench_train import run_child as time_our_steps
 
-        ours = time_our_steps({"shape": spec["shape"], "kernel": "exact", "device": "cpu",
+        mine = time_our_steps({"shape": spec["shape"], "kernel": spec["kernel"], "device": "cpu",
                                "text": spec["text"], "baseline": False,
                                "batch_size": spec["batch_size"], "unroll_steps": 20,
                                "warmup": spec["warmup"], "steps": spec["steps"],
                                "threads": spec["threads"], "parts": False})  # fmt: skip
-        return {"predictions_per_s": ours["tokens_per_s"], "softmax": ours["softmax"]}
+        return {"predictions_per_s": mine["tokens_per_s"], "softmax": mine["softmax"]}
     timed = manylangs_train_steps(Path(spec["model"]) / "manylangs" / "cnn.json",
                                   Path(spec["text"]), spec["batch_size"], spec["warmup"],
                                   spec["steps"])  # fmt: skip
@@ -102,7 +120,8 @@ def train_child(spec: dict) -> dict:
 
 def train_once(name: str, case: dict, paths: dict, args: argparse.Namespace) -> dict:
     """One fresh process training one implementation: its median step's rate and peak RSS."""
-    spec = {"task": "train", "implementation": name, "shape": case["shape"],
+    base, kernel = ours(name)
+    spec = {"task": "train", "implementation": base, "kernel": kernel, "shape": case["shape"],
             "model": str(paths["models"] / case["shape"]), "text": str(TRAIN_TEXT),
             "batch_size": case["batch_size"], "warmup": args.train_warmup,
             "steps": args.train_steps, "threads": args.threads}  # fmt: skip
@@ -112,17 +131,20 @@ def train_once(name: str, case: dict, paths: dict, args: argparse.Namespace) -> 
     return {**result, "peak_rss_mib": peak_kib / 1024}
 
 
-def train_table(cases: list[dict], runs: dict) -> str:
+def train_table(cases: list[dict], runs: dict, trainers: list[str]) -> str:
     """The markdown table of the training rounds' medians."""
-    lines = ["| case | implementation | LM predictions/s | peak RSS (MiB) | elmo / this |",
-             "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    mine = [name for name in trainers if ours(name)[1]]
+    lines = ["| case | implementation | LM predictions/s | peak RSS (MiB) | "
+             + " | ".join(f"{name} / this" for name in mine) + " |",
+             "| --- | --- | ---: | ---: |" + " ---: |" * len(mine)]  # fmt: skip
     for case in cases:
         rates = {name: statistics.median(r["predictions_per_s"] for r in done)
-                 for name in TRAINERS if (done := runs.get((case["name"], name)))}  # fmt: skip
+                 for name in trainers if (done := runs.get((case["name"], name)))}  # fmt: skip
         for name, rate in rates.items():
             rss = max(r["peak_rss_mib"] for r in runs[(case["name"], name)])
-            ratio = _number(rates.get("elmo") and rates["elmo"] / rate, "{:.2f}x")
-            lines.append(f"| {case['name']} | {name} | {rate:,.0f} | {rss:,.0f} | {ratio} |")
+            ratios = [_number(rates.get(own) and rates[own] / rate, "{:.2f}x") for own in mine]
+            lines.append(f"| {case['name']} | {name} | {rate:,.0f} | {rss:,.0f} | "
+                         + " | ".join(ratios) + " |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -135,12 +157,12 @@ def run_child(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     sentences = load_sentences(Path(spec["text"]), spec["sentences"])
     model = Path(spec["model"])
-    name, batch_size = spec["implementation"], spec["batch_size"]
+    (name, kernel), batch_size = ours(spec["implementation"]), spec["batch_size"]
     if name == "elmo":
         from elmo.embedder import ElmoEmbedder
 
         embedder = ElmoEmbedder.from_published(model / "options.json", model / "weights.hdf5",
-                                               batch_size=batch_size)  # fmt: skip
+                                               batch_size=batch_size, kernel=kernel)  # fmt: skip
         embed = embedder.embed_sentences
     elif name == "allennlp":
         from allennlp.data.token_indexers.elmo_indexer import ELMoCharacterMapper
@@ -170,12 +192,14 @@ def run_once(name: str, case: dict, paths: dict, args: argparse.Namespace) -> di
     """One fresh process of one implementation on one case: its times and peak RSS."""
     model = paths["models"] / case["shape"]
     env = peer_environment(paths, args.threads)
-    if name == "elmo embed":
+    base, kernel = ours(name)
+    if base == "elmo embed":
         output = Path(args.scratch) / "vectors.hdf5"
         output.unlink(missing_ok=True)
         command = [*elmo_command(), "embed", str(case["file"]), str(output), f"--{args.output}",
                    "--options-file", str(model / "options.json"), "--weight-file",
-                   str(model / "weights.hdf5"), "--batch-size", str(case["batch_size"])]  # fmt: skip
+                   str(model / "weights.hdf5"), "--batch-size", str(case["batch_size"]),
+                   "--kernel", kernel]  # fmt: skip
         seconds, peak_kib, _ = timed_process(command, env)
         output.unlink(missing_ok=True)
         return {"seconds": seconds, "embed_seconds": None, "peak_rss_mib": peak_kib / 1024}
@@ -205,16 +229,18 @@ def parse_cases(text: str, corpus: Path, scratch: Path) -> list[dict]:
     return cases
 
 
-def table(cases: list[dict], runs: dict) -> str:
+def table(cases: list[dict], runs: dict, names: list[str]) -> str:
     """The markdown table of medians (see the module docstring)."""
+    extra = [name for name in names if ours(name)[1] not in ("", "exact")]  # other kernels' rows
     lines = [
         ("| case | implementation | tokens | tokens/s end to end | tokens/s embedding | peak RSS "
-         "(MiB) | elmo embed / this, end to end | elmo / this, embedding | this RSS / elmo embed's |"),
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+         "(MiB) | elmo embed / this, end to end | elmo / this, embedding | this RSS / elmo embed's |"
+         + "".join(f" {name} / this, {_kind(name)} |" for name in extra)),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(extra),
     ]  # fmt: skip
     for case in cases:
         rates = {}
-        for name in IMPLEMENTATIONS:
+        for name in names:
             done = runs.get((case["name"], name))
             if not done:
                 continue
@@ -232,8 +258,16 @@ def table(cases: list[dict], runs: dict) -> str:
                      _number(api and rate["embedding"] and api["embedding"] / rate["embedding"],
                              "{:.2f}x"),
                      _number(cli and rate["rss"] / cli["rss"], "{:.2f}")]  # fmt: skip
+            for other in extra:  # this kernel's row against this row: end to end or embedding
+                key = "total" if _kind(other) == "end to end" else "embedding"
+                own = rates.get(other)
+                cells.append(_number(own and rate[key] and own[key] / rate[key], "{:.2f}x"))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _kind(name: str) -> str:
+    return "end to end" if ours(name)[0] == "elmo embed" else "embedding"
 
 
 def _number(value: float | None, form: str) -> str:
@@ -247,6 +281,8 @@ def main() -> None:
                         help="a git copy of allenai/allennlp (first run only)")
     parser.add_argument("--cases", default=CASES, help=f"shape:batch:sentences,... (default {CASES})")
     parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
+    parser.add_argument("--kernels", default="exact",
+                        help="our recurrence kernels, each with rows of its own (elmo.kernels)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default="all", choices=["all", "top", "average"],
@@ -263,7 +299,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
         return
-    names = args.implementations.split(",")
+    names = variants(args.implementations.split(","), args.kernels.split(","))
     items = [item for item in f"{args.cases},{args.train_cases}".split(",") if item]
     shapes = sorted({item.split(":")[0] for item in items})  # the models both parts need
     paths = setup(args.scratch, args.allennlp_git, shapes)
@@ -273,6 +309,7 @@ def main() -> None:
     train_cases = [{"name": item, "shape": item.split(":")[0], "batch_size": int(item.split(":")[1])}
                    for item in args.train_cases.split(",") if item]  # fmt: skip
     trainers = [name for name in TRAINERS if name in names or name == "elmo" and "elmo embed" in names]
+    trainers = variants(trainers, args.kernels.split(","))
     print(f"{_cpu_model()}, {args.threads} threads; {args.rounds} rounds", file=sys.stderr)
     runs: dict[tuple[str, str], list[dict]] = {}
     trained: dict[tuple[str, str], list[dict]] = {}
@@ -294,10 +331,10 @@ def main() -> None:
                       f"{result['predictions_per_s']:,.0f} LM predictions/s, "
                       f"{result['peak_rss_mib']:,.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
     if cases:
-        print(table(cases, runs))
+        print(table(cases, runs, names))
     if train_cases:
         print("\nTraining, batch B x 20 tokens per direction, sampled softmax (8,192):\n")
-        print(train_table(train_cases, trained))
+        print(train_table(train_cases, trained, trainers))
 
 
 if __name__ == "__main__":
