@@ -38,8 +38,10 @@ def test_overrides_are_typed_and_unknown_keys_rejected():
         "task.mode=finetune",
         "task.unfreeze_every=50",
         "baselines.published=/pub",
+        "kernel=bf16",
     )
     assert config.task.unfreeze_every == 50 and config.baselines.published == "/pub"
+    assert config.kernel == "bf16"
     with pytest.raises(Exception, match="no_such_key"):
         _compose("task=pos", "model=m", "task.no_such_key=1")
     with pytest.raises(Exception, match="task"):
@@ -63,6 +65,7 @@ def test_the_command_ends_with_one_json_line_and_fails_cleanly(tmp_path, tiny_bi
         "+task.files.tiny=pairs.txt",
         "task.datasets=[tiny]",
         "baselines.random=false",
+        "kernel=fused",
         f"output_dir={out}",
     )
     assert result.returncode == 0, result.stderr

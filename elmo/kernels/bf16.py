@@ -1,24 +1,25 @@
 """The fused kernel with its larger products in bfloat16: faster on CPUs with bfloat16 units.
 
 On a CPU with bfloat16 matrix instructions (Intel AMX) a bfloat16 product of 16 rows or more
-ran 1.2-3.5x as fast as a float32 one (oneDNN; ``docs/benchmarks.md``), and one of a few rows
-slower: it is bound by reading the weight, and torch's bfloat16 path for it is poor. So this
-kernel is the fused one (``elmo.kernels.fused``) in which every product of at least
-``BF16_MIN_ROWS`` rows takes bfloat16 inputs and weights, accumulates in float32 inside oneDNN
-and hands back bfloat16, turned to float32 before anything else reads it: the steps' products at
-a batch of 16 sentences or more, and the input projections of all steps (one product of T x B
-rows). The cell, its state and everything outside the recurrence stay float32, as do products of
-fewer rows (the steps of one sentence at a time).
+runs about 2-4x as fast as a float32 one (oneDNN), one of fewer rows often slower: it is bound
+by reading the weight, and torch's bfloat16 path for it is poor (``scripts/bench_gemm_rows.py
+--bf16``, ``docs/benchmarks.md``). So this kernel is the fused one (``elmo.kernels.fused``) in
+which every product of at least ``BF16_MIN_ROWS`` rows takes bfloat16 inputs and weights,
+accumulates in float32 inside oneDNN and hands back bfloat16, turned to float32 before anything
+else reads it: the steps' products at a batch of 16 sentences or more, and the input
+projections, taken ``CHUNK_STEPS`` steps at a time over the rows still in their sentence
+(``chunked_inputs``). The cell, its state and everything outside the recurrence stay float32,
+as do products of fewer rows (the steps of one sentence at a time).
 
 Not exact: each such product rounds its inputs, weights and output to 8 bits of mantissa. How
-far the vectors move is measured in ``docs/benchmarks.md``. Opt-in, for inference and training
-(under a gradient the casts are differentiable, as under ``torch.autocast``), and only where it
-is faster: on a CPU without bfloat16 instructions (AMX-BF16 or AVX512-BF16) its products would be
-emulated and slower than float32, so there a float32 model is refused at its first layer. A
-float64 model runs the fused kernel as it is.
+far the vectors move is measured in ``docs/benchmarks.md`` (``scripts/kernel_accuracy.py``).
+Opt-in, for inference and training (under a gradient the casts are differentiable, as under
+``torch.autocast``), and only where it is faster: on a CPU without bfloat16 instructions
+(AMX-BF16 or AVX512-BF16) its products would be emulated and slower than float32, so there a
+float32 model is refused at its first layer. A float64 model runs the fused kernel as it is.
 
 The weights' bfloat16 copies are made once per layer and kept (without a gradient) until the
-layer's weights change (another tensor, or an in-place write).
+layer's weights change (another tensor, or an in-place write): for the ORIGINAL shape, 150 MB.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ from elmo.kernels.fused import (
     FusedProducts,
     FusedWeights,
     Product,
+    StepInputs,
+    candidate_scale,
     fused_step,
     fused_weights,
 )
-from elmo.modules.lstm import LstmLayer
+from elmo.modules.lstm import LstmLayer, active_rows
 
 BF16_MIN_ROWS = 16  # products with fewer rows stay float32 (slower in bfloat16 where measured)
+CHUNK_STEPS = 32  # the input products are taken this many steps at a time (chunked_inputs)
 
 
 class Bf16Kernel(FusedKernel):
@@ -57,7 +61,7 @@ class Bf16Kernel(FusedKernel):
             return super().run_layer(layer, inputs, lengths, state, reverse)
         require_native_bf16(inputs.device)
         products = bf16_products(layer, self.bf16_weights(layer))
-        return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, products))
+        return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths, products))
 
     def bf16_weights(self, layer: LstmLayer) -> FusedWeights:
         """``layer``'s fused weights in bfloat16; kept while its weights stay the same."""
@@ -85,28 +89,58 @@ def bf16_products(layer: LstmLayer, weights: FusedWeights) -> FusedProducts:
     Args:
         weights: ``layer``'s fused weights in bfloat16 (``Bf16Kernel.bf16_weights``).
     """
-    float32 = functools.cache(lambda: fused_weights(layer))  # made only if a product needs it
+    scale = candidate_scale(layer)  # (4H, 1)
+    # The float32 weights of the products of fewer rows, each made only if such a product comes.
+    float32 = {
+        "input": functools.cache(lambda: (layer.input_weight * scale, layer.gate_bias() * scale[:, 0])),
+        "recurrent": functools.cache(lambda: (layer.recurrent_weight * scale, None)),
+        "projection": lambda: (layer.projection_weight, None),
+    }
+    bf16 = {"input": (weights.input, weights.bias), "recurrent": (weights.recurrent, None),
+            "projection": (weights.projection, None)}  # fmt: skip
 
-    def product(field: str, with_bias: bool = False, output_float32: bool = True) -> Product:
+    def product(field: str, output_float32: bool = True) -> Product:
         def run(x: torch.Tensor) -> torch.Tensor:  # x (..., D_in)
             if x.numel() < BF16_MIN_ROWS * x.shape[-1]:
-                chosen = float32()
-                return nn.functional.linear(
-                    x, getattr(chosen, field), chosen.bias if with_bias else None
-                )
-            out = nn.functional.linear(
-                x.to(torch.bfloat16), getattr(weights, field), weights.bias if with_bias else None
-            )
+                return nn.functional.linear(x, *float32[field]())
+            out = nn.functional.linear(x.to(torch.bfloat16), *bf16[field])
             return out.float() if output_float32 else out  # (..., D_out)
 
         return run
 
     # The input products stay bfloat16: the gates' sum with the float32 recurrent product is float32.
+    inputs = product("input", output_float32=False)
     return FusedProducts(
-        product("input", with_bias=True, output_float32=False),
+        lambda time_major, lengths: chunked_inputs(inputs, time_major, lengths),
         product("recurrent"),
         product("projection"),
     )
+
+
+def chunked_inputs(product: Product, time_major: torch.Tensor, lengths: list[int]) -> StepInputs:
+    """The steps' input products, ``CHUNK_STEPS`` steps at a time, of the rows the chunk reads.
+
+    One product for all T x B positions, as the fused kernel takes it, holds a (T, B, 4H) result
+    (for the ORIGINAL shape at batch 64 and a 200-token sentence, 400 MiB a direction even in
+    bfloat16) and computes the padding of every shorter row. A chunk instead reads the rows still
+    in their sentence at its first step (rows are sorted by decreasing length), and only the
+    chunk being read is kept; the steps are read in order, forward or backward.
+
+    Args:
+        product: (..., D_in) -> (..., 4H).
+        time_major: (T, B, D_in); lengths: B ints, non-increasing.
+    """
+    kept: dict[str, object] = {"chunk": None}
+
+    def step_inputs(index: int, rows: int) -> torch.Tensor:  # -> (R, 4H)
+        chunk = index // CHUNK_STEPS
+        if kept["chunk"] != chunk:
+            start = chunk * CHUNK_STEPS
+            reading = active_rows(lengths, start)  # the most rows any step of the chunk has
+            kept.update(chunk=chunk, values=product(time_major[start : start + CHUNK_STEPS, :reading]))
+        return kept["values"][index % CHUNK_STEPS][:rows]
+
+    return step_inputs
 
 
 def _to_bf16(weights: FusedWeights) -> FusedWeights:

@@ -27,6 +27,7 @@ from elmo.kernels.exact import ExactKernel
 from elmo.modules.lstm import LayerStep, LstmLayer
 
 Product = Callable[[torch.Tensor], torch.Tensor]  # x (..., D_in) -> x W^T (+ b) (..., D_out)
+StepInputs = Callable[[int, int], torch.Tensor]  # (index, rows) -> that step's (R, 4H) input products
 
 
 class FusedKernel(ExactKernel):
@@ -36,7 +37,7 @@ class FusedKernel(ExactKernel):
     exact = False
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
-        return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs))
+        return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths))
 
 
 class FusedWeights(NamedTuple):
@@ -51,39 +52,47 @@ class FusedWeights(NamedTuple):
 class FusedProducts(NamedTuple):
     """The three products of a fused step."""
 
-    inputs: Product  # (T, B, D_in) -> (T, B, 4H), with the bias
+    # (T, B, D_in) time-major inputs and the B lengths -> each step's input products, with the bias
+    inputs: Callable[[torch.Tensor, list[int]], StepInputs]
     recurrent: Product  # (R, D) -> (R, 4H)
     projection: Product  # (R, H) -> (R, D)
 
 
 def fused_weights(layer: LstmLayer) -> FusedWeights:
     """``layer``'s weights with the candidate's rows doubled (exact: a power of two)."""
-    cell = layer.cell_size
-    weight = layer.input_weight
-    scale = torch.ones(4 * cell, 1, dtype=weight.dtype, device=weight.device)  # (4H, 1)
-    scale[2 * cell : 3 * cell] = 2.0  # the candidate's pre-activation, doubled
+    scale = candidate_scale(layer)  # (4H, 1)
     return FusedWeights(
-        weight * scale,
+        layer.input_weight * scale,
         layer.gate_bias() * scale[:, 0],
         layer.recurrent_weight * scale,
         layer.projection_weight,
     )
 
 
+def candidate_scale(layer: LstmLayer) -> torch.Tensor:
+    """(4H, 1): 2 on the candidate's rows of the gate weights, 1 on the others."""
+    cell, weight = layer.cell_size, layer.input_weight
+    scale = torch.ones(4 * cell, 1, dtype=weight.dtype, device=weight.device)
+    scale[2 * cell : 3 * cell] = 2.0  # the candidate's pre-activation, doubled
+    return scale
+
+
 def float_products(layer: LstmLayer) -> FusedProducts:
     """The fused kernel's products: in the layer's dtype, per-step weights packed where possible."""
     weights = fused_weights(layer)
-    return FusedProducts(
-        lambda x: nn.functional.linear(x, weights.input, weights.bias),
-        step_linear(weights.recurrent),
-        step_linear(weights.projection),
-    )
+
+    def inputs(time_major: torch.Tensor, lengths: list[int]) -> StepInputs:
+        # One GEMM for all steps: T x (B, 4H); one backward for all, not a zero-filled (T, B, 4H) each
+        steps = nn.functional.linear(time_major, weights.input, weights.bias).unbind(0)
+        return lambda index, rows: steps[index][:rows]
+
+    return FusedProducts(inputs, step_linear(weights.recurrent), step_linear(weights.projection))
 
 
 def fused_step(
-    layer: LstmLayer, inputs: torch.Tensor, products: FusedProducts | None = None
+    layer: LstmLayer, inputs: torch.Tensor, lengths: list[int], products: FusedProducts | None = None
 ) -> LayerStep:
-    """The step of the fused recurrence (module docstring); inputs (B, T, D_in).
+    """The step of the fused recurrence (module docstring); inputs (B, T, D_in), B lengths.
 
     ``products``: the step's products (``float_products`` unless given).
     """
@@ -91,11 +100,10 @@ def fused_step(
         torch.set_num_threads(1)
     products = products or float_products(layer)
     time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
-    # T x (B, 4H); one backward for all, not a zero-filled (T, B, 4H) each
-    steps = products.inputs(time_major).unbind(0)
+    step_inputs = products.inputs(time_major, lengths)
 
     def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
-        return steps[index][:rows] + products.recurrent(hidden)  # (R, 4H)
+        return step_inputs(index, rows) + products.recurrent(hidden)  # (R, 4H)
 
     def fused_cell(gates: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         activations = torch.sigmoid(gates)  # (R, 4H), the candidate's doubled

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from elmo.kernels import kernel_names
+
 SST2_MODES = ("frozen", "finetune")
 SST2_ENCODERS = ("pool", "bilstm")
 
@@ -168,6 +170,8 @@ class ProbeConfig:
     batch_size: int = 64  # sentences per biLM forward pass when embedding
     device: str = "cpu"  # where the biLM runs (probes on cached features train on the CPU)
     num_threads: int | None = None  # torch CPU threads; null = torch's default
+    # the biLM's recurrence kernel (elmo.kernels): exact (bit-exact), fused or bf16 (not exact)
+    kernel: str = "exact"
     output_dir: str = "outputs/probe"  # results.json, results.md and Hydra's logs
 
     def validate(self) -> ProbeConfig:
@@ -178,6 +182,8 @@ class ProbeConfig:
             )
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if self.kernel not in kernel_names():
+            raise ValueError(f"kernel must be one of {kernel_names()}, got {self.kernel!r}")
         probe = getattr(self.task, "probe", None)
         if probe is not None:
             for name in ("epochs", "batch_size"):

@@ -40,7 +40,7 @@ def run_probe(config: ProbeConfig) -> dict:
     results = {}
     for name, bilm in models.items():
         embedder = ElmoEmbedder(bilm, batch_size=config.batch_size, device=config.device,
-                                tokenizer=tokenizers[name])  # fmt: skip
+                                tokenizer=tokenizers[name], kernel=config.kernel)  # fmt: skip
         results[name] = task_module.evaluate(config.task, data, embedder, name)
     line = summary(config.task.name, config.model, results)
     line["output_dir"] = config.output_dir

@@ -117,3 +117,35 @@ def test_the_layer_alone_and_both_directions(native):
             actual, (hidden, memory) = get_kernel("bf16").run_layer(layer, inputs, lengths, state, reverse)
         assert actual.dtype == hidden.dtype == memory.dtype == torch.float32
         assert (actual - expected).abs().max() < 1e-2 * expected.abs().max()
+
+
+def test_the_input_products_come_a_chunk_of_steps_at_a_time_for_the_rows_it_reads(monkeypatch):
+    monkeypatch.setattr(bf16, "CHUNK_STEPS", 4)
+    lengths = [10, 9, 5, 4, 4, 1]
+    time_major = torch.randn(10, 6, 3, dtype=torch.float64)  # (T, B, D_in)
+    weight = torch.randn(7, 3, dtype=torch.float64)
+    shapes = []
+
+    def product(x):
+        shapes.append(tuple(x.shape))
+        return torch.nn.functional.linear(x, weight)
+
+    expected = torch.nn.functional.linear(time_major, weight)  # (T, B, 7)
+    for order in (range(10), range(9, -1, -1)):  # forward, backward
+        shapes.clear()
+        step_inputs = bf16.chunked_inputs(product, time_major, lengths)
+        for index in order:
+            rows = sum(n > index for n in lengths)
+            torch.testing.assert_close(step_inputs(index, rows), expected[index, :rows], rtol=0, atol=1e-12)
+        # steps 0-3 read all 6 rows, 4-7 the 3 rows longer than 4, 8-9 the 2 longer than 8
+        assert sorted(shapes) == sorted([(4, 6, 3), (4, 3, 3), (2, 2, 3)])
+
+
+def test_across_chunks_it_still_equals_the_exact_kernel_up_to_bfloat16_rounding(native, monkeypatch):
+    monkeypatch.setattr(bf16, "CHUNK_STEPS", 3)
+    stack, inputs, lengths = stack_and_batch(rows=40)  # up to 11 steps: 4 chunks
+    with torch.no_grad():
+        exact = run(stack, "exact", inputs, lengths, reverse=True)
+        half = run(stack, "bf16", inputs, lengths, reverse=True)
+    for actual, expected in zip(half.layers, exact.layers):
+        assert (actual - expected).abs().max() < 1e-2 * expected.abs().max()

@@ -34,3 +34,10 @@ def test_defaults_validate():
 def test_bad_values_are_named(task, message):
     with pytest.raises(ValueError, match=message):
         ProbeConfig(task=task, model="m").validate()
+
+
+def test_the_kernel_is_checked_by_name():
+    config = ProbeConfig(task=PosTaskConfig(), model="m", kernel="bf16").validate()
+    assert config.kernel == "bf16"
+    with pytest.raises(ValueError, match=r"kernel must be one of \['exact', 'fused', 'bf16'\], got 'fast'"):
+        ProbeConfig(task=PosTaskConfig(), model="m", kernel="fast").validate()
