@@ -6,10 +6,13 @@ by reading the weight, and torch's bfloat16 path for it is poor (``scripts/bench
 --bf16``, ``docs/benchmarks.md``). So this kernel is the fused one (``elmo.kernels.fused``) in
 which every product of at least ``BF16_MIN_ROWS`` rows takes bfloat16 inputs and weights,
 accumulates in float32 inside oneDNN and hands back bfloat16, turned to float32 before anything
-else reads it: the steps' products at a batch of 16 sentences or more, and the input
-projections, taken ``CHUNK_STEPS`` steps at a time over the rows still in their sentence
-(``chunked_inputs``). The cell, its state and everything outside the recurrence stay float32,
-as do products of fewer rows (the steps of one sentence at a time).
+else reads it: the steps' products with 16 rows or more, and the input projections, taken
+``CHUNK_STEPS`` steps at a time over the rows still in their sentence (``chunked_inputs``). The
+cell, its state and everything outside the recurrence stay float32, as do the products of the
+steps with fewer rows. A batch of fewer than 16 sentences has no such step, and there the exact
+kernel, with its levers for few rows, was faster than the fused one with bfloat16 input
+products on the published small shape (``docs/benchmarks.md``): such a batch runs the exact
+kernel, bit for bit.
 
 Not exact: each such product rounds its inputs, weights and output to 8 bits of mantissa. How
 far the vectors move is measured in ``docs/benchmarks.md`` (``scripts/kernel_accuracy.py``).
@@ -30,6 +33,7 @@ import weakref
 import torch
 from torch import nn
 
+from elmo.kernels.exact import ExactKernel
 from elmo.kernels.fused import (
     FusedKernel,
     FusedProducts,
@@ -60,6 +64,8 @@ class Bf16Kernel(FusedKernel):
         if inputs.dtype != torch.float32:  # float64: the fused kernel as it is
             return super().run_layer(layer, inputs, lengths, state, reverse)
         require_native_bf16(inputs.device)
+        if len(lengths) < BF16_MIN_ROWS:  # no step has 16 rows: the exact kernel is faster here
+            return ExactKernel.run_layer(self, layer, inputs, lengths, state, reverse)
         products = bf16_products(layer, self.bf16_weights(layer))
         return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths, products))
 

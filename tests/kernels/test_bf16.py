@@ -1,8 +1,9 @@
 """Tests for the bf16 kernel: the fused kernel with its products of >= 16 rows in bfloat16.
 
-It is equal to the exact kernel up to bfloat16 rounding where it uses bfloat16, the fused kernel
-bit for bit where it does not (fewer rows, float64), refuses a CPU without bfloat16
-instructions, keeps its weights' copies only while the weights stay the same, and trains.
+It is equal to the exact kernel up to bfloat16 rounding where it uses bfloat16; below 16
+sentences it is the exact kernel and in float64 the fused one, bit for bit. It refuses a CPU
+without bfloat16 instructions, keeps its weights' copies only while the weights stay the same,
+takes the input products a chunk of steps at a time, and trains.
 """
 
 from __future__ import annotations
@@ -51,16 +52,18 @@ def test_from_16_rows_it_equals_the_exact_kernel_up_to_bfloat16_rounding(native)
     assert cosine[mask_of(lengths)].min() > 0.999
 
 
-def test_below_16_rows_and_in_float64_it_is_the_fused_kernel_bit_for_bit(native):
+def test_below_16_sentences_it_is_the_exact_kernel_and_in_float64_the_fused_one_bit_for_bit(native):
     stack, inputs, lengths = stack_and_batch(rows=15)
     with torch.no_grad():
-        for dtype in (torch.float32, torch.float64):
-            stack.to(dtype)
-            few = inputs[:, :1].to(dtype) if dtype == torch.float32 else inputs.to(dtype)
-            few_lengths = [1] * len(lengths) if dtype == torch.float32 else lengths
-            fused = run(stack, "fused", few, few_lengths)  # 15 rows, 1 step: every product < 16 rows
-            half = run(stack, "bf16", few, few_lengths)
-            assert all(torch.equal(a, b) for a, b in zip(half.layers, fused.layers))
+        exact = run(stack, "exact", inputs, lengths)  # 15 rows: no step of 16
+        half = run(stack, "bf16", inputs, lengths)
+        assert all(torch.equal(a, b) for a, b in zip(half.layers, exact.layers))
+        _, inputs, lengths = stack_and_batch(rows=40)
+        stack.double()
+        inputs = inputs.double()
+        fused = run(stack, "fused", inputs, lengths)
+        half = run(stack, "bf16", inputs, lengths)
+        assert all(torch.equal(a, b) for a, b in zip(half.layers, fused.layers))
 
 
 def test_a_cpu_without_bfloat16_instructions_is_refused_with_the_way_out(monkeypatch):
