@@ -350,7 +350,12 @@ class TrainConfig:
         trainer, data = self.trainer, self.data
         _check_choice("trainer.optimizer", trainer.optimizer, OPTIMIZERS)
         _check_choice("trainer.schedule", trainer.schedule, SCHEDULES)
-        _check_choice("trainer.kernel", trainer.kernel, kernel_names())
+        if trainer.kernel in kernel_names() and trainer.kernel not in kernel_names(training=True):
+            raise ValueError(
+                f"trainer.kernel={trainer.kernel} is an inference kernel (its training step was no "
+                f"faster than exact's: docs/benchmarks.md); train with {' or '.join(kernel_names(training=True))}"
+            )
+        _check_choice("trainer.kernel", trainer.kernel, kernel_names(training=True))
         if trainer.fast_lstm and trainer.kernel == "exact":
             log.warning("trainer.fast_lstm is deprecated: running with trainer.kernel=fused")
             trainer.kernel = "fused"

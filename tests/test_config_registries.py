@@ -45,7 +45,7 @@ def _train(**trainer) -> TrainConfig:
         ),
         ("trainer.optimizer", OPTIMIZERS, lambda name: _train(optimizer=name)),
         ("trainer.schedule", SCHEDULES, lambda name: _train(schedule=name)),
-        ("trainer.kernel", kernel_names(), lambda name: _train(kernel=name)),
+        ("trainer.kernel", kernel_names(training=True), lambda name: _train(kernel=name)),
         ("contextualizer", CONTEXTUALIZERS, lambda name: BiLMConfig(contextualizer=name)),
         (
             "transformer.position_encoding",
@@ -60,6 +60,12 @@ def test_a_setting_accepts_its_registry_names_and_names_them_on_error(setting, r
     with pytest.raises(ValueError, match=rf"{setting} must be .*, got 'bogus'") as error:
         build("bogus").validate()
     assert all(name in str(error.value) for name in registry)
+
+
+def test_an_inference_kernel_is_refused_for_training_with_the_ones_that_train():
+    assert "bf16" in kernel_names() and "bf16" not in kernel_names(training=True)
+    with pytest.raises(ValueError, match=r"trainer.kernel=bf16 is an inference kernel .* train with exact or fused"):
+        _train(kernel="bf16").validate()
 
 
 def test_fast_lstm_is_a_deprecated_spelling_of_the_fused_kernel(caplog):

@@ -26,9 +26,9 @@ def register_kernel(name: str, kernel: type[RecurrenceKernel]) -> None:
     KERNELS[name] = kernel
 
 
-def kernel_names() -> list[str]:
-    """The names a kernel setting accepts."""
-    return list(KERNELS)
+def kernel_names(training: bool = False) -> list[str]:
+    """The names a kernel setting accepts (``training``: those of kernels that train)."""
+    return [name for name, kernel in KERNELS.items() if kernel.trains or not training]
 
 
 def get_kernel(kernel: str | RecurrenceKernel) -> RecurrenceKernel:

@@ -31,10 +31,13 @@ class RecurrenceKernel:
 
     ``exact``: True when the kernel keeps every bit of the reference loop on CPU (the published
     fixtures then match), False when it is equal only up to float rounding.
+    ``trains``: False for a kernel offered for inference only (it refuses a gradient, and
+    ``trainer.kernel`` does not accept it).
     """
 
     name = "reference"
     exact = True
+    trains = True
 
     def run_layer(
         self,

@@ -16,10 +16,13 @@ kernel, bit for bit.
 
 Not exact: each such product rounds its inputs, weights and output to 8 bits of mantissa. How
 far the vectors move is measured in ``docs/benchmarks.md`` (``scripts/kernel_accuracy.py``).
-Opt-in, for inference and training (under a gradient the casts are differentiable, as under
-``torch.autocast``), and only where it is faster: on a CPU without bfloat16 instructions
-(AMX-BF16 or AVX512-BF16) its products would be emulated and slower than float32, so there a
-float32 model is refused at its first layer. A float64 model runs the fused kernel as it is.
+Opt-in, and only where it is faster. For inference: with a gradient to take (training, or
+fine-tuning the biLM) a step through it was no faster than the exact kernel's, whose backward is
+written by hand (``docs/benchmarks.md``), so a layer that needs one is refused, and
+``trainer.kernel`` does not accept it (a frozen biLM under a trained model is inference). On a
+CPU without bfloat16 instructions (AMX-BF16 or AVX512-BF16) its products would be emulated and
+slower than float32, so there a float32 model is refused at its first layer. A float64 model
+runs the fused kernel as it is.
 
 The weights' bfloat16 copies are made once per layer and kept (without a gradient) until the
 layer's weights change (another tensor, or an in-place write): for the ORIGINAL shape, 150 MB.
@@ -33,7 +36,7 @@ import weakref
 import torch
 from torch import nn
 
-from elmo.kernels.exact import ExactKernel
+from elmo.kernels.exact import ExactKernel, needs_gradient
 from elmo.kernels.fused import (
     FusedKernel,
     FusedProducts,
@@ -55,6 +58,7 @@ class Bf16Kernel(FusedKernel):
 
     name = "bf16"
     exact = False
+    trains = False
 
     def __init__(self) -> None:
         # layer -> (its weights then, their versions, their bfloat16 copies)
@@ -64,6 +68,12 @@ class Bf16Kernel(FusedKernel):
         if inputs.dtype != torch.float32:  # float64: the fused kernel as it is
             return super().run_layer(layer, inputs, lengths, state, reverse)
         require_native_bf16(inputs.device)
+        if needs_gradient(layer, inputs, state):
+            raise RuntimeError(
+                "kernel 'bf16' is for inference, and this layer needs a gradient (training or "
+                "fine-tuning the biLM): there it is no faster than 'exact', the default; use 'exact' "
+                "or 'fused', or torch.no_grad() / a frozen biLM for inference"
+            )
         if len(lengths) < BF16_MIN_ROWS:  # no step has 16 rows: the exact kernel is faster here
             return ExactKernel.run_layer(self, layer, inputs, lengths, state, reverse)
         products = bf16_products(layer, self.bf16_weights(layer))
@@ -71,8 +81,6 @@ class Bf16Kernel(FusedKernel):
 
     def bf16_weights(self, layer: LstmLayer) -> FusedWeights:
         """``layer``'s fused weights in bfloat16; kept while its weights stay the same."""
-        if torch.is_grad_enabled() and any(p.requires_grad for p in layer.parameters()):
-            return _to_bf16(fused_weights(layer))  # made afresh: the gradient reaches the weights
         sources = (
             layer.input_weight,
             layer.recurrent_weight,
