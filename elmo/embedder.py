@@ -383,6 +383,11 @@ class Elmo(nn.Module):
         self.bilm = bilm
         if kernel is not None:
             bilm.kernel = kernel
+        if requires_grad and not bilm.kernel.trains:
+            raise ValueError(
+                f"kernel {bilm.kernel.name!r} is for inference, and requires_grad=True fine-tunes the "
+                "biLM: use kernel='exact' (the default) or 'fused'"
+            )
         self.requires_grad = requires_grad
         self.bilm.requires_grad_(requires_grad)
         self.keep_sentence_boundaries = keep_sentence_boundaries

@@ -109,6 +109,15 @@ def test_elmo_module_mixes_and_can_be_fine_tuned(tiny_bilm):
     assert tiny_bilm.char_cnn.projection.weight.grad is not None
 
 
+def test_an_inference_kernel_cannot_fine_tune_but_runs_a_frozen_elmo(tiny_bilm, monkeypatch):
+    monkeypatch.setattr("elmo.kernels.bf16.native_bf16", lambda device_type: True)
+    with pytest.raises(ValueError, match=r"kernel 'bf16' is for inference, and requires_grad=True"):
+        Elmo(tiny_bilm, requires_grad=True, kernel="bf16")
+    frozen = Elmo(tiny_bilm, kernel="bf16", dropout=0.0)
+    frozen(batch_to_ids([["a", "b"]])).representations[0].sum().backward()  # the mix learns
+    assert frozen.scalar_mixes[0].scalar_parameters.grad is not None
+
+
 def test_readme_bank_example_runs_as_written(tmp_path, tiny_bilm, capsys):
     """The README's Python example, verbatim, in a directory where its model path exists."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -184,6 +184,12 @@ class ProbeConfig:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
         if self.kernel not in kernel_names():
             raise ValueError(f"kernel must be one of {kernel_names()}, got {self.kernel!r}")
+        finetunes = isinstance(self.task, Sst2TaskConfig) and self.task.mode == "finetune"
+        if finetunes and self.kernel not in kernel_names(training=True):
+            raise ValueError(
+                f"kernel={self.kernel} is an inference kernel, and task.mode=finetune trains the "
+                f"biLM: use kernel={' or kernel='.join(kernel_names(training=True))}"
+            )
         probe = getattr(self.task, "probe", None)
         if probe is not None:
             for name in ("epochs", "batch_size"):

@@ -41,3 +41,6 @@ def test_the_kernel_is_checked_by_name():
     assert config.kernel == "bf16"
     with pytest.raises(ValueError, match=r"kernel must be one of \['exact', 'fused', 'bf16'\], got 'fast'"):
         ProbeConfig(task=PosTaskConfig(), model="m", kernel="fast").validate()
+    with pytest.raises(ValueError, match=r"kernel=bf16 is an inference kernel, and task.mode=finetune"):
+        ProbeConfig(task=Sst2TaskConfig(mode="finetune"), model="m", kernel="bf16").validate()
+    assert ProbeConfig(task=Sst2TaskConfig(), model="m", kernel="bf16").validate().kernel == "bf16"
