@@ -38,10 +38,10 @@ def test_overrides_are_typed_and_unknown_keys_rejected():
         "task.mode=finetune",
         "task.unfreeze_every=50",
         "baselines.published=/pub",
-        "kernel=bf16",
+        "kernel=fused",
     )
     assert config.task.unfreeze_every == 50 and config.baselines.published == "/pub"
-    assert config.kernel == "bf16"
+    assert config.kernel == "fused"
     with pytest.raises(Exception, match="no_such_key"):
         _compose("task=pos", "model=m", "task.no_such_key=1")
     with pytest.raises(Exception, match="task"):
