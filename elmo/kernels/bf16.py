@@ -167,7 +167,8 @@ def require_native_bf16(device: torch.device) -> None:
         raise RuntimeError(
             f"kernel 'bf16' runs its products in bfloat16, and this {_device_name(device.type)} has no "
             "bfloat16 matrix instructions (Intel AMX-BF16 or AVX512-BF16; a CUDA GPU with bfloat16), so "
-            "there they would be emulated and slower than float32: use kernel 'fused' (or 'exact')"
+            "there they would be emulated and slower than float32: use kernel 'exact' (the default) or "
+            "'fused'"
         )
 
 

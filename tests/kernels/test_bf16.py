@@ -8,6 +8,8 @@ takes the input products a chunk of steps at a time, and refuses a gradient (inf
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from lstm_cases import mask_of, padded_inputs
@@ -70,7 +72,7 @@ def test_a_cpu_without_bfloat16_instructions_is_refused_with_the_way_out(monkeyp
     monkeypatch.setattr(bf16, "native_bf16", lambda device_type: False)
     stack, inputs, lengths = stack_and_batch(rows=16)
     for rows in (16, 1):  # refused at once, not at the first product of 16 rows
-        with torch.no_grad(), pytest.raises(RuntimeError, match=r"kernel 'bf16'.*CPU.*use kernel 'fused'"):
+        with torch.no_grad(), pytest.raises(RuntimeError, match=r"kernel 'bf16'.*CPU.*use kernel 'exact' \(the default\) or 'fused'"):
             run(stack, "bf16", inputs[:rows, :1], [1] * rows)
     stack.double()  # a float64 model runs the fused kernel: nothing to refuse
     run(stack, "bf16", inputs.double(), lengths)
@@ -149,3 +151,18 @@ def test_across_chunks_it_still_equals_the_exact_kernel_up_to_bfloat16_rounding(
         half = run(stack, "bf16", inputs, lengths, reverse=True)
     for actual, expected in zip(half.layers, exact.layers):
         assert (actual - expected).abs().max() < 1e-2 * expected.abs().max()
+
+
+def test_bfloat16_hardware_is_read_from_the_cpu_flags(monkeypatch):
+    detect = bf16.native_bf16.__wrapped__  # not the cached answer
+    for flags, expected in (({"amx_bf16": True}, True), ({"avx512_bf16": True, "amx_bf16": False}, True),
+                            ({"avx512_f": True}, False), ({}, False)):  # fmt: skip
+        monkeypatch.setattr(bf16, "_cpu_flags", lambda flags=flags: flags)
+        assert detect("cpu") is expected
+    assert detect("meta") is False
+    monkeypatch.undo()
+    # Without torch's cpuinfo reader, Linux's /proc/cpuinfo is read (on Linux it names "fpu").
+    monkeypatch.delattr(torch._C._cpu, "_get_cpu_capability", raising=False)
+    flags = bf16._cpu_flags()
+    assert isinstance(flags, dict)
+    assert not Path("/proc/cpuinfo").exists() or flags.get("fpu") is True
