@@ -6,8 +6,8 @@ by reading the weight, and torch's bfloat16 path for it is poor (``scripts/bench
 --bf16``, ``docs/benchmarks.md``). So this kernel is the fused one (``elmo.kernels.fused``) in
 which every product of at least ``BF16_MIN_ROWS`` rows takes bfloat16 inputs and weights,
 accumulates in float32 inside oneDNN and hands back bfloat16, turned to float32 before anything
-else reads it: the steps' products with 16 rows or more, and the input projections, taken
-``CHUNK_STEPS`` steps at a time over the rows still in their sentence (``chunked_inputs``). The
+else reads it: the steps' products with 16 rows or more, and the input projections, taken a
+chunk of steps at a time over the rows still in their sentence (``fused.chunked_inputs``). The
 cell, its state and everything outside the recurrence stay float32, as do the products of the
 steps with fewer rows. A batch of fewer than 16 sentences has no such step, and there the exact
 kernel, with its levers for few rows, was faster than the fused one with bfloat16 input
@@ -42,15 +42,13 @@ from elmo.kernels.fused import (
     FusedProducts,
     FusedWeights,
     Product,
-    StepInputs,
     candidate_scale,
     fused_step,
     fused_weights,
 )
-from elmo.modules.lstm import LstmLayer, active_rows
+from elmo.modules.lstm import LstmLayer
 
 BF16_MIN_ROWS = 16  # products with fewer rows stay float32 (slower in bfloat16 where measured)
-CHUNK_STEPS = 32  # the input products are taken this many steps at a time (chunked_inputs)
 
 
 class Bf16Kernel(FusedKernel):
@@ -123,38 +121,7 @@ def bf16_products(layer: LstmLayer, weights: FusedWeights) -> FusedProducts:
         return run
 
     # The input products stay bfloat16: the gates' sum with the float32 recurrent product is float32.
-    inputs = product("input", output_float32=False)
-    return FusedProducts(
-        lambda time_major, lengths: chunked_inputs(inputs, time_major, lengths),
-        product("recurrent"),
-        product("projection"),
-    )
-
-
-def chunked_inputs(product: Product, time_major: torch.Tensor, lengths: list[int]) -> StepInputs:
-    """The steps' input products, ``CHUNK_STEPS`` steps at a time, of the rows the chunk reads.
-
-    One product for all T x B positions, as the fused kernel takes it, holds a (T, B, 4H) result
-    (for the ORIGINAL shape at batch 64 and a 200-token sentence, 400 MiB a direction even in
-    bfloat16) and computes the padding of every shorter row. A chunk instead reads the rows still
-    in their sentence at its first step (rows are sorted by decreasing length), and only the
-    chunk being read is kept; the steps are read in order, forward or backward.
-
-    Args:
-        product: (..., D_in) -> (..., 4H).
-        time_major: (T, B, D_in); lengths: B ints, non-increasing.
-    """
-    kept: dict[str, object] = {"chunk": None}
-
-    def step_inputs(index: int, rows: int) -> torch.Tensor:  # -> (R, 4H)
-        chunk = index // CHUNK_STEPS
-        if kept["chunk"] != chunk:
-            start = chunk * CHUNK_STEPS
-            reading = active_rows(lengths, start)  # the most rows any step of the chunk has
-            kept.update(chunk=chunk, values=product(time_major[start : start + CHUNK_STEPS, :reading]))
-        return kept["values"][index % CHUNK_STEPS][:rows]
-
-    return step_inputs
+    return FusedProducts(product("input", output_float32=False), product("recurrent"), product("projection"))
 
 
 def _to_bf16(weights: FusedWeights) -> FusedWeights:

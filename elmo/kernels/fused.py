@@ -1,6 +1,7 @@
 """A kernel equal to the reference up to float rounding, with less work per step.
 
-* The input projections of all time steps are one GEMM, with the bias folded in.
+* The input projections are one GEMM per chunk of 32 steps, over the rows still in their
+  sentence at the chunk's first step, with the bias folded in.
 * tanh is computed as ``2 * sigmoid(2x) - 1``, and the candidate's rows of the weights are
   doubled (exact: a power of two) so that one sigmoid covers all four gates. On CPU torch's tanh
   is several times slower than its sigmoid.
@@ -24,7 +25,9 @@ from torch import nn
 
 from elmo.kernels.cpu import beside_another_stack, step_linear
 from elmo.kernels.exact import ExactKernel
-from elmo.modules.lstm import LayerStep, LstmLayer
+from elmo.modules.lstm import LayerStep, LstmLayer, active_rows
+
+CHUNK_STEPS = 32  # the input products are taken this many steps at a time (chunked_inputs)
 
 Product = Callable[[torch.Tensor], torch.Tensor]  # x (..., D_in) -> x W^T (+ b) (..., D_out)
 StepInputs = Callable[[int, int], torch.Tensor]  # (index, rows) -> that step's (R, 4H) input products
@@ -52,8 +55,7 @@ class FusedWeights(NamedTuple):
 class FusedProducts(NamedTuple):
     """The three products of a fused step."""
 
-    # (T, B, D_in) time-major inputs and the B lengths -> each step's input products, with the bias
-    inputs: Callable[[torch.Tensor, list[int]], StepInputs]
+    inputs: Product  # (C, R, D_in) -> (C, R, 4H), with the bias (a chunk of steps: chunked_inputs)
     recurrent: Product  # (R, D) -> (R, 4H)
     projection: Product  # (R, H) -> (R, D)
 
@@ -81,12 +83,39 @@ def float_products(layer: LstmLayer) -> FusedProducts:
     """The fused kernel's products: in the layer's dtype, per-step weights packed where possible."""
     weights = fused_weights(layer)
 
-    def inputs(time_major: torch.Tensor, lengths: list[int]) -> StepInputs:
-        # One GEMM for all steps: T x (B, 4H); one backward for all, not a zero-filled (T, B, 4H) each
-        steps = nn.functional.linear(time_major, weights.input, weights.bias).unbind(0)
-        return lambda index, rows: steps[index][:rows]
+    return FusedProducts(
+        lambda x: nn.functional.linear(x, weights.input, weights.bias),
+        step_linear(weights.recurrent),
+        step_linear(weights.projection),
+    )
 
-    return FusedProducts(inputs, step_linear(weights.recurrent), step_linear(weights.projection))
+
+def chunked_inputs(product: Product, time_major: torch.Tensor, lengths: list[int]) -> StepInputs:
+    """The steps' input products, ``CHUNK_STEPS`` steps at a time, of the rows the chunk reads.
+
+    One product for all T x B positions would hold a (T, B, 4H) result (for the ORIGINAL shape at
+    batch 64 and a 200-token sentence, 800 MiB a direction in float32) and compute the padding
+    of every shorter row. A chunk instead reads the rows still in their sentence at its first
+    step (rows are sorted by decreasing length), and only the chunk being read is kept; the steps
+    are read in order, forward or backward. Each chunk is unbound into its steps, so that under a
+    gradient a chunk has one backward, not a zero-filled chunk-sized one per step.
+
+    Args:
+        product: (..., D_in) -> (..., 4H).
+        time_major: (T, B, D_in); lengths: B ints, non-increasing.
+    """
+    kept: dict[str, object] = {"chunk": None}
+
+    def step_inputs(index: int, rows: int) -> torch.Tensor:  # -> (R, 4H)
+        chunk = index // CHUNK_STEPS
+        if kept["chunk"] != chunk:
+            start = chunk * CHUNK_STEPS
+            reading = active_rows(lengths, start)  # the most rows any step of the chunk has
+            values = product(time_major[start : start + CHUNK_STEPS, :reading])  # (C, R0, 4H)
+            kept.update(chunk=chunk, steps=values.unbind(0))
+        return kept["steps"][index % CHUNK_STEPS][:rows]
+
+    return step_inputs
 
 
 def fused_step(
@@ -100,7 +129,7 @@ def fused_step(
         torch.set_num_threads(1)
     products = products or float_products(layer)
     time_major = inputs.transpose(0, 1).contiguous()  # (T, B, D_in): contiguous steps
-    step_inputs = products.inputs(time_major, lengths)
+    step_inputs = chunked_inputs(products.inputs, time_major, lengths)
 
     def gates(index: int, rows: int, hidden: torch.Tensor) -> torch.Tensor:
         return step_inputs(index, rows) + products.recurrent(hidden)  # (R, 4H)

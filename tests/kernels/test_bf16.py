@@ -15,7 +15,7 @@ import torch
 from lstm_cases import mask_of, padded_inputs
 
 from elmo.config import LSTMConfig
-from elmo.kernels import bf16, get_kernel
+from elmo.kernels import bf16, fused, get_kernel
 from elmo.modules.lstm import LstmLayer, LstmStack
 
 DIM = 24  # the inputs' and the projection's size
@@ -122,7 +122,7 @@ def test_the_layer_alone_and_both_directions(native):
 
 
 def test_the_input_products_come_a_chunk_of_steps_at_a_time_for_the_rows_it_reads(monkeypatch):
-    monkeypatch.setattr(bf16, "CHUNK_STEPS", 4)
+    monkeypatch.setattr(fused, "CHUNK_STEPS", 4)
     lengths = [10, 9, 5, 4, 4, 1]
     time_major = torch.randn(10, 6, 3, dtype=torch.float64)  # (T, B, D_in)
     weight = torch.randn(7, 3, dtype=torch.float64)
@@ -135,7 +135,7 @@ def test_the_input_products_come_a_chunk_of_steps_at_a_time_for_the_rows_it_read
     expected = torch.nn.functional.linear(time_major, weight)  # (T, B, 7)
     for order in (range(10), range(9, -1, -1)):  # forward, backward
         shapes.clear()
-        step_inputs = bf16.chunked_inputs(product, time_major, lengths)
+        step_inputs = fused.chunked_inputs(product, time_major, lengths)
         for index in order:
             rows = sum(n > index for n in lengths)
             torch.testing.assert_close(step_inputs(index, rows), expected[index, :rows], rtol=0, atol=1e-12)
@@ -144,7 +144,7 @@ def test_the_input_products_come_a_chunk_of_steps_at_a_time_for_the_rows_it_read
 
 
 def test_across_chunks_it_still_equals_the_exact_kernel_up_to_bfloat16_rounding(native, monkeypatch):
-    monkeypatch.setattr(bf16, "CHUNK_STEPS", 3)
+    monkeypatch.setattr(fused, "CHUNK_STEPS", 3)
     stack, inputs, lengths = stack_and_batch(rows=40)  # up to 11 steps: 4 chunks
     with torch.no_grad():
         exact = run(stack, "exact", inputs, lengths, reverse=True)
