@@ -67,7 +67,7 @@ class Bf16Kernel(FusedKernel):
             return super().run_layer(layer, inputs, lengths, state, reverse)
         require_native_bf16(inputs.device)
         if needs_gradient(layer, inputs, state):
-            raise RuntimeError(
+            raise ValueError(
                 "kernel 'bf16' is for inference, and this layer needs a gradient (training or "
                 "fine-tuning the biLM): there it is no faster than 'exact', the default; use 'exact' "
                 "or 'fused', or torch.no_grad() / a frozen biLM for inference"
@@ -129,9 +129,10 @@ def _to_bf16(weights: FusedWeights) -> FusedWeights:
 
 
 def require_native_bf16(device: torch.device) -> None:
-    """Raise unless ``device`` computes bfloat16 products natively (where this kernel is faster)."""
+    """Raise ValueError (the kernel setting is wrong for this machine) unless ``device`` computes
+    bfloat16 products natively, where this kernel is faster."""
     if not native_bf16(device.type):
-        raise RuntimeError(
+        raise ValueError(
             f"kernel 'bf16' runs its products in bfloat16, and this {_device_name(device.type)} has no "
             "bfloat16 matrix instructions (Intel AMX-BF16 or AVX512-BF16; a CUDA GPU with bfloat16), so "
             "there they would be emulated and slower than float32: use kernel 'exact' (the default) or "

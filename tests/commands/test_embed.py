@@ -193,6 +193,21 @@ def test_bad_input_is_a_one_line_error_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == [source]  # no output, no partial file
 
 
+def test_the_bf16_kernel_without_bfloat16_hardware_is_a_one_line_error(tmp_path, unseen_model, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setattr("elmo.kernels.bf16.native_bf16", lambda device_type: False)
+    options, weights = unseen_model
+    source = _write(tmp_path / "in.txt", SENTENCES[:4])
+    out = tmp_path / "out.hdf5"
+    code = main(["embed", str(source), str(out), "--top", "--options-file", str(options),
+                 "--weight-file", str(weights), "--kernel", "bf16"])  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("elmo embed: error: kernel 'bf16' runs its products")
+    assert "use kernel 'exact' (the default) or 'fused'" in error[0]
+    assert not out.exists()
+
+
 def test_missing_model_arguments(tmp_path, capsys):
     source = _write(tmp_path / "in.txt", ["hello"])
     assert main(["embed", str(source), str(tmp_path / "o.hdf5"), "--all"]) == 2

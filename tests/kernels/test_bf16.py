@@ -72,7 +72,7 @@ def test_a_cpu_without_bfloat16_instructions_is_refused_with_the_way_out(monkeyp
     monkeypatch.setattr(bf16, "native_bf16", lambda device_type: False)
     stack, inputs, lengths = stack_and_batch(rows=16)
     for rows in (16, 1):  # refused at once, not at the first product of 16 rows
-        with torch.no_grad(), pytest.raises(RuntimeError, match=r"kernel 'bf16'.*CPU.*use kernel 'exact' \(the default\) or 'fused'"):
+        with torch.no_grad(), pytest.raises(ValueError, match=r"kernel 'bf16'.*CPU.*use kernel 'exact' \(the default\) or 'fused'"):
             run(stack, "bf16", inputs[:rows, :1], [1] * rows)
     stack.double()  # a float64 model runs the fused kernel: nothing to refuse
     run(stack, "bf16", inputs.double(), lengths)
@@ -99,7 +99,7 @@ def test_the_bfloat16_weights_are_made_once_and_again_when_the_weights_change(na
 
 def test_a_gradient_is_refused_but_a_frozen_stack_under_grad_mode_runs(native):
     stack, inputs, lengths = stack_and_batch(rows=32)
-    with pytest.raises(RuntimeError, match=r"kernel 'bf16' is for inference.*use 'exact' or 'fused'"):
+    with pytest.raises(ValueError, match=r"kernel 'bf16' is for inference.*use 'exact' or 'fused'"):
         run(stack, "bf16", inputs, lengths)
     stack.requires_grad_(False)  # a frozen biLM under a model being trained: inference
     out = run(stack, "bf16", inputs, lengths)
