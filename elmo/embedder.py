@@ -70,7 +70,8 @@ class ElmoEmbedder:
             change); 0 turns the cache off. The cache is the biLM's token encoder's
             (``BiLM.use_token_cache``): each embedder starts it empty.
         kernel: the recurrence kernel, by name (``elmo.kernels``): "exact" keeps every bit of
-            the reference; "fused" is equal up to float rounding (README, Exactness). None (the
+            the reference; "fused" is equal up to float rounding; "bf16" runs the larger products
+            in bfloat16, for inference on CPUs with bfloat16 units (README, Exactness). None (the
             default) keeps the biLM's (``BiLM.kernel``, "exact" unless set). It sets
             ``bilm.kernel``.
         fast: deprecated; ``kernel="fused"``.

@@ -292,7 +292,7 @@ def load_bilm(
             path wins over a name.
         options_file, weight_file: the published format's two files (instead of ``model``).
         device: where the model goes.
-        kernel: the recurrence kernel by name (``elmo.kernels``: "exact", "fused"); None keeps
+        kernel: the recurrence kernel by name (``elmo.kernels``: "exact", "fused", "bf16"); None keeps
             the model's default (exact).
 
     Raises:

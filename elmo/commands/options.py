@@ -67,7 +67,7 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_kernel_argument(parser: argparse.ArgumentParser, fast_alias: bool = False) -> None:
-    """``--kernel {exact,fused}``: how the biLM's LSTM recurrences run (``elmo.kernels``).
+    """``--kernel {exact,fused,bf16}``: how the biLM's LSTM recurrences run (``elmo.kernels``).
 
     Args:
         fast_alias: also accept ``--fast``, the deprecated spelling of ``--kernel fused``.
