@@ -101,20 +101,20 @@ def bf16_products(layer: LstmLayer, weights: FusedWeights) -> FusedProducts:
     Args:
         weights: ``layer``'s fused weights in bfloat16 (``Bf16Kernel.bf16_weights``).
     """
-    scale = candidate_scale(layer)  # (4H, 1)
-    # The float32 weights of the products of fewer rows, each made only if such a product comes.
-    float32 = {
-        "input": functools.cache(lambda: (layer.input_weight * scale, layer.gate_bias() * scale[:, 0])),
-        "recurrent": functools.cache(lambda: (layer.recurrent_weight * scale, None)),
-        "projection": lambda: (layer.projection_weight, None),
-    }
+    scale = candidate_scale(layer)[:, 0]  # (4H,)
+    # Products of fewer rows read the layer's own float32 weights and double the candidate's
+    # columns after (exact: a power of two), rather than a doubled copy of each weight.
+    float32 = {"input": lambda: (layer.input_weight, layer.gate_bias()),
+               "recurrent": lambda: (layer.recurrent_weight, None),
+               "projection": lambda: (layer.projection_weight, None)}  # fmt: skip
     bf16 = {"input": (weights.input, weights.bias), "recurrent": (weights.recurrent, None),
             "projection": (weights.projection, None)}  # fmt: skip
 
     def product(field: str, output_float32: bool = True) -> Product:
         def run(x: torch.Tensor) -> torch.Tensor:  # x (..., D_in)
             if x.numel() < BF16_MIN_ROWS * x.shape[-1]:
-                return nn.functional.linear(x, *float32[field]())
+                out = nn.functional.linear(x, *float32[field]())
+                return out if field == "projection" else out.mul_(scale)  # (..., D_out)
             out = nn.functional.linear(x.to(torch.bfloat16), *bf16[field])
             return out.float() if output_float32 else out  # (..., D_out)
 

@@ -106,19 +106,21 @@ def test_a_gradient_is_refused_but_a_frozen_stack_under_grad_mode_runs(native):
     assert not out.layers[-1].requires_grad
 
 
-def test_the_layer_alone_and_both_directions(native):
-    # run_layer directly, as a kernel seam caller would, forward and reverse.
+def test_the_layer_alone_from_a_carried_state_and_both_directions(native):
+    # run_layer directly, as a kernel seam caller would (a stateful embedder carries the state).
     config = LSTMConfig(num_layers=1, cell_size=32, projection_dim=16, cell_clip=3.0, projection_clip=3.0)
     layer = LstmLayer(16, config)
     lengths = [6] * 10 + [4] * 10
     inputs = padded_inputs(lengths, dim=16)
-    state = (torch.zeros(20, 16), torch.zeros(20, 32))
+    state = (torch.randn(20, 16) * 0.3, torch.randn(20, 32) * 0.3)
     for reverse in (False, True):
         with torch.no_grad():
-            expected, _ = get_kernel("exact").run_layer(layer, inputs, lengths, state, reverse)
+            expected, expected_state = get_kernel("exact").run_layer(layer, inputs, lengths, state, reverse)
             actual, (hidden, memory) = get_kernel("bf16").run_layer(layer, inputs, lengths, state, reverse)
         assert actual.dtype == hidden.dtype == memory.dtype == torch.float32
         assert (actual - expected).abs().max() < 1e-2 * expected.abs().max()
+        assert (hidden - expected_state[0]).abs().max() < 1e-2 * expected_state[0].abs().max()
+        assert (memory - expected_state[1]).abs().max() < 1e-2 * expected_state[1].abs().max()
 
 
 def test_the_input_products_come_a_chunk_of_steps_at_a_time_for_the_rows_it_reads(monkeypatch):
