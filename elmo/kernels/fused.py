@@ -82,7 +82,6 @@ def candidate_scale(layer: LstmLayer) -> torch.Tensor:
 def float_products(layer: LstmLayer) -> FusedProducts:
     """The fused kernel's products: in the layer's dtype, per-step weights packed where possible."""
     weights = fused_weights(layer)
-
     return FusedProducts(
         lambda x: nn.functional.linear(x, weights.input, weights.bias),
         step_linear(weights.recurrent),
@@ -137,12 +136,9 @@ def fused_step(
     def fused_cell(gates: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         activations = torch.sigmoid(gates)  # (R, 4H), the candidate's doubled
         input_gate, forget_gate, candidate, output_gate = activations.chunk(4, dim=-1)  # 4 x (R, H)
-        memory = layer.clip_memory(
-            torch.addcmul(forget_gate * memory, input_gate, 2.0 * candidate - 1.0)
-        )
+        memory = layer.clip_memory(torch.addcmul(forget_gate * memory, input_gate, 2.0 * candidate - 1.0))
         squashed = 2.0 * torch.sigmoid(2.0 * memory) - 1.0  # tanh(memory)
-        return layer.clip_output(
-            products.projection(output_gate * squashed)
-        ), memory  # (R, D), (R, H)
+        output = products.projection(output_gate * squashed)  # (R, D)
+        return layer.clip_output(output), memory  # (R, D), (R, H)
 
     return LayerStep(gates, fused_cell)
