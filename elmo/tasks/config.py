@@ -12,8 +12,6 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from elmo.kernels import kernel_names
-
 SST2_MODES = ("frozen", "finetune")
 SST2_ENCODERS = ("pool", "bilstm")
 
@@ -182,6 +180,8 @@ class ProbeConfig:
             )
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        from elmo.kernels import kernel_names  # a registry, imported lazily as in elmo.config
+
         if self.kernel not in kernel_names():
             raise ValueError(f"kernel must be one of {kernel_names()}, got {self.kernel!r}")
         finetunes = isinstance(self.task, Sst2TaskConfig) and self.task.mode == "finetune"
