@@ -59,7 +59,7 @@ class Bf16Kernel(FusedKernel):
     trains = False
 
     def __init__(self) -> None:
-        # layer -> (its weights then, their versions, their bfloat16 copies)
+        # layer -> (weak references to its weights then, their versions, their bfloat16 copies)
         self._converted: weakref.WeakKeyDictionary[LstmLayer, tuple] = weakref.WeakKeyDictionary()
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
@@ -88,9 +88,9 @@ class Bf16Kernel(FusedKernel):
         )
         versions = tuple(source._version for source in sources)
         kept = self._converted.get(layer)
-        if kept is None or kept[1] != versions or any(a is not b for a, b in zip(kept[0], sources)):
-            with torch.no_grad():
-                kept = (sources, versions, _to_bf16(fused_weights(layer)))
+        if kept is None or kept[1] != versions or any(r() is not s for r, s in zip(kept[0], sources)):
+            with torch.no_grad():  # weak references: weights replaced since are not held here
+                kept = (tuple(map(weakref.ref, sources)), versions, _to_bf16(fused_weights(layer)))
             self._converted[layer] = kept
         return kept[2]
 

@@ -8,6 +8,7 @@ takes the input products a chunk of steps at a time, and refuses a gradient (inf
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,9 @@ def test_the_bfloat16_weights_are_made_once_and_again_when_the_weights_change(na
         assert kernel.bf16_weights(layer) is not first
         after = run(stack, kernel, inputs, lengths).layers[-1]
         fresh = run(stack, "bf16", inputs, lengths).layers[-1]
+        replaced = weakref.ref(layer.recurrent_weight)
         layer.recurrent_weight = torch.nn.Parameter(layer.recurrent_weight * 2.0)  # another tensor
+        assert replaced() is None  # the kernel does not hold on to weights replaced since
         assert torch.equal(kernel.bf16_weights(layer).recurrent, first.recurrent)
     assert not torch.equal(before, after)
     assert torch.equal(after, fresh)
