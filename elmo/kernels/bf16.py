@@ -46,6 +46,7 @@ from elmo.kernels.fused import (
     fused_step,
     fused_weights,
 )
+from elmo.kernels.probe_store import cpu_identity
 from elmo.modules.lstm import LstmLayer
 
 BF16_MIN_ROWS = 16  # products with fewer rows stay float32 (slower in bfloat16 where measured)
@@ -102,26 +103,27 @@ def bf16_products(layer: LstmLayer, weights: FusedWeights) -> FusedProducts:
         weights: ``layer``'s fused weights in bfloat16 (``Bf16Kernel.bf16_weights``).
     """
     scale = candidate_scale(layer)[:, 0]  # (4H,)
-    # Products of fewer rows read the layer's own float32 weights and double the candidate's
-    # columns after (exact: a power of two), rather than a doubled copy of each weight.
-    float32 = {"input": lambda: (layer.input_weight, layer.gate_bias()),
-               "recurrent": lambda: (layer.recurrent_weight, None),
-               "projection": lambda: (layer.projection_weight, None)}  # fmt: skip
-    bf16 = {"input": (weights.input, weights.bias), "recurrent": (weights.recurrent, None),
-            "projection": (weights.projection, None)}  # fmt: skip
 
-    def product(field: str, output_float32: bool = True) -> Product:
-        def run(x: torch.Tensor) -> torch.Tensor:  # x (..., D_in)
+    def product(half: tuple, full: tuple, doubled: bool, output_float32: bool = True) -> Product:
+        """``half``: (weight, bias) in bfloat16, fused; ``full``: the layer's own float32 ones,
+        read by products of fewer rows, which double the candidate's columns after (``doubled``;
+        exact: a power of two) rather than keep a doubled copy of each weight."""
+
+        def run(x: torch.Tensor) -> torch.Tensor:  # x (..., D_in) -> (..., D_out)
             if x.numel() < BF16_MIN_ROWS * x.shape[-1]:
-                out = nn.functional.linear(x, *float32[field]())
-                return out if field == "projection" else out.mul_(scale)  # (..., D_out)
-            out = nn.functional.linear(x.to(torch.bfloat16), *bf16[field])
-            return out.float() if output_float32 else out  # (..., D_out)
+                out = nn.functional.linear(x, *full)
+                return out.mul_(scale) if doubled else out
+            out = nn.functional.linear(x.to(torch.bfloat16), *half)
+            return out.float() if output_float32 else out
 
         return run
 
     # The input products stay bfloat16: the gates' sum with the float32 recurrent product is float32.
-    return FusedProducts(product("input", output_float32=False), product("recurrent"), product("projection"))
+    return FusedProducts(
+        product((weights.input, weights.bias), (layer.input_weight, layer.gate_bias()), True, output_float32=False),
+        product((weights.recurrent, None), (layer.recurrent_weight, None), True),
+        product((weights.projection, None), (layer.projection_weight, None), False),
+    )
 
 
 def _to_bf16(weights: FusedWeights) -> FusedWeights:
@@ -157,12 +159,7 @@ def _cpu_flags() -> dict:
     flags = capability() if capability is not None else None
     if isinstance(flags, dict):
         return flags
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            line = next((line for line in info if line.startswith("flags")), "")
-    except OSError:
-        return {}
-    return dict.fromkeys(line.partition(":")[2].split(), True)
+    return dict.fromkeys(str(cpu_identity().get("flags", "")).split(), True)
 
 
 def _device_name(device_type: str) -> str:

@@ -93,7 +93,7 @@ def fingerprint_parts() -> dict[str, object]:
         "build": torch.__config__.show(),  # MKL's and oneDNN's versions, the CPU capability
         "capability": torch.backends.cpu.get_cpu_capability(),
         "machine": [platform.system(), platform.machine(), platform.processor()],
-        "cpu": _cpu_identity(),
+        "cpu": cpu_identity(),
         "cores": [os.cpu_count(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None],
         "settings": {k: v for k, v in os.environ.items() if k.startswith(SETTING_PREFIXES)},
     }
@@ -106,7 +106,7 @@ def forget() -> None:
     _STORED = None
 
 
-def _cpu_identity() -> dict[str, object]:
+def cpu_identity() -> dict[str, object]:
     """The first processor's identity in /proc/cpuinfo and the caches' sizes (Linux)."""
     identity: dict[str, object] = {}
     try:
