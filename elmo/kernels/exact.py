@@ -4,7 +4,8 @@ Per layer (``exact_step``): prepacked weights for the per-step products (where s
 the rows they are packed for), the input projections of positions with >= 16 real rows from
 one GEMM and those of the other positions before the loop, reading the weight block by block
 (batch 1: every position), and, beside the other stack, steps of >= 16 rows, and of the fewer
-row counts whose products keep their bits there, on one torch thread. Per biLM
+row counts whose products keep their bits there, on one torch thread; with fewer than 16 rows
+(one sentence at a time), the steps as one TorchScript loop (``elmo.kernels.scripted``). Per biLM
 (``run_directions``): for inference on a CPU with two or more threads, the backward stack runs
 on a side thread while the forward one runs (torch releases the GIL in its ops), since the many
 small per-step products of either stack leave cores idle that the other can use. Each of these
@@ -20,10 +21,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
+from torch import nn
 
 from elmo.kernels.base import RecurrenceKernel
 from elmo.kernels.bptt import run_with_bptt
 from elmo.kernels.cpu import (
+    HOIST_MIN_ROWS,
     PACK_ROWS,
     caller_threads,
     few_row_inputs,
@@ -34,9 +37,11 @@ from elmo.kernels.cpu import (
     rows_alone,
     rows_are_independent,
     step_linear,
+    thread_count,
     threads_for,
 )
-from elmo.modules.lstm import LayerStep, LstmLayer
+from elmo.kernels.scripted import has_plain_cell, optional_float, scripted_loop
+from elmo.modules.lstm import LayerStep, LstmLayer, active_rows
 
 T = TypeVar("T")
 
@@ -53,6 +58,9 @@ class ExactKernel(RecurrenceKernel):
             with torch.no_grad():  # the products' levers that keep the bits without a gradient
                 products = exact_products(layer, inputs, lengths)
             return run_with_bptt(layer, inputs, lengths, state, reverse, products)  # a backward by hand
+        scripted = has_steps and runs_scripted(layer, inputs, lengths, state)
+        if scripted and (loop := scripted_loop()) is not None:  # None: no TorchScript here
+            return scripted_layer(layer, inputs, lengths, state, reverse, loop)
         return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
 
     def run_directions(
@@ -94,6 +102,74 @@ def exact_step(layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]) -> La
     return LayerStep(gates, functools.partial(layer.cell, project=project))
 
 
+def step_placement(layer: LstmLayer) -> tuple[int | None, Callable[[int], int]]:
+    """The caller's thread count inside ``one_thread_per_stack`` (``caller_threads``; None
+    elsewhere), and the torch threads a step of R rows runs on: one where each of the step's
+    products keeps its bits there (``rows_alone``), else the caller's count."""
+    caller = caller_threads(layer.cell_size)  # None: keep the thread count as it is
+    if caller is None:
+        return None, lambda rows: torch.get_num_threads()
+    weights = (layer.input_weight, layer.recurrent_weight, layer.projection_weight)
+    alone = rows_alone([(weights[0], False), (weights[1], True), (weights[2], False)], caller)
+    return caller, lambda rows: threads_for(rows, caller, alone)
+
+
+def runs_scripted(
+    layer: LstmLayer, inputs: torch.Tensor, lengths: list[int], state: tuple[torch.Tensor, ...]
+) -> bool:
+    """Whether the layer's steps run as one TorchScript loop (``elmo.kernels.scripted``): CPU
+    inference with fewer than HOIST_MIN_ROWS rows, where every product of a step is a plain
+    ``linear`` (nothing hoisted or packed) and the Python around them costs as much as they do."""
+    return (
+        inputs.device.type == "cpu"
+        and len(lengths) < HOIST_MIN_ROWS
+        and not needs_gradient(layer, inputs, state)
+        and has_plain_cell(layer)
+    )
+
+
+def scripted_layer(
+    layer: LstmLayer,
+    inputs: torch.Tensor,
+    lengths: list[int],
+    state: tuple[torch.Tensor, torch.Tensor],
+    reverse: bool,
+    loop: Callable,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``layer(inputs, lengths, state, reverse, step=exact_step(...))`` with the same bits, its
+    steps run by ``loop`` (``scripted_loop()``) in runs of positions on the same thread count.
+
+    Every position's input projection is taken first, each on the thread count of its step, as
+    ``exact_products`` takes it (from ``few_row_inputs`` where it can, else by its own product).
+    """
+    _, placement = step_placement(layer)
+    steps = inputs.shape[1]
+    few = few_row_inputs(inputs, lengths, layer.input_weight, 0, placement)
+    step_inputs = []  # position t's (R_t, 4H)
+    for index in range(steps):
+        rows = active_rows(lengths, index)
+        if index not in few:
+            with thread_count(placement(rows)):
+                few[index] = nn.functional.linear(inputs[:rows, index], layer.input_weight)
+        step_inputs.append(few[index])
+    bias = layer.gate_bias()  # (4H,)
+    clips = optional_float(layer.cell_clip), optional_float(layer.projection_clip)
+    hidden, memory = state
+    outputs: list[torch.Tensor] = [inputs] * steps  # each replaced below
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    weights = layer.recurrent_weight, bias, layer.projection_weight
+    runs = itertools.groupby(order, key=lambda index: placement(active_rows(lengths, index)))
+    for threads, run in runs:  # rows only fall (reversed: only rise): a few runs at most
+        positions = list(run)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.jit.optimized_execution(False):  # the graph as written: nothing fused
+            produced, hidden, memory = loop(step_inputs, positions, hidden, memory, *weights, *clips)
+        for index, output in zip(positions, produced):
+            outputs[index] = output  # (B, D)
+    return torch.stack(outputs, dim=1), (hidden, memory)  # (B, T, D)
+
+
 def exact_products(
     layer: LstmLayer, inputs: torch.Tensor, lengths: list[int]
 ) -> tuple[Callable[[int, int, torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
@@ -106,14 +182,7 @@ def exact_products(
     pack = has_rows(lengths, PACK_ROWS)  # only then does a packed weight serve a product
     input_linear = step_linear(layer.input_weight, pack=pack and not hoist)
     recurrent_linear, project = (step_linear(weight, pack=pack) for weight in weights[1:])
-    caller = caller_threads(layer.cell_size)  # None: keep the thread count as it is
-    alone = frozenset()
-    if caller is not None:  # the row counts whose per-step products may run on one thread
-        alone = rows_alone([(weights[0], False), (weights[1], True), (weights[2], False)], caller)
-
-    def placement(rows: int) -> int:
-        return threads_for(rows, caller, alone) if caller is not None else torch.get_num_threads()
-
+    caller, placement = step_placement(layer)
     hoisted: tuple[torch.Tensor, ...] = ()  # position t's (R, 4H), for the hoisted positions
     if hoist:
         projected, offsets = hoisted_inputs(inputs, lengths, layer.input_weight)  # (N, 4H)
