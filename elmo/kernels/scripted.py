@@ -1,8 +1,9 @@
 """A layer's steps as one TorchScript loop: the exact kernel's lever for steps of few rows.
 
-One sentence at a time, a step's two products read its recurrent and projection weights
-(1.25 MiB on the small shape) in about 30 us, and the twenty-odd torch calls around them, each
-made from Python, cost as much again. The two stacks of a biLM run side by side on threads of
+One sentence at a time, a step's two products read its recurrent and projection weights (2.5
+MiB on the published small shape) in about 100 us, and the twenty-odd torch calls around them,
+each made from Python, cost more than half as much again (``scripts/bench_scripted_loop.py``,
+docs/benchmarks.md). The two stacks of a biLM run side by side on threads of
 their own (``ExactKernel.run_directions``), but each of those calls holds Python's global
 interpreter lock while torch parses its arguments, so at batch 1 the two stacks mostly took
 turns: side by side they ran hardly faster than one after the other.
