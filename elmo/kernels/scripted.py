@@ -79,19 +79,24 @@ def run_steps(
     return outputs, hidden, memory
 
 
-@functools.cache
 def scripted_loop() -> Callable | None:
     """``run_steps`` compiled by TorchScript (once per process); None where that fails."""
+    return compiled(run_steps)
+
+
+@functools.cache
+def compiled(function: Callable) -> Callable | None:
+    """``function`` compiled by TorchScript; None, with a warning, where that fails."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's, in torch 2.x
-            return torch.jit.script(run_steps)
+            return torch.jit.script(function)
     except Exception as error:  # noqa: BLE001 (any failure: the Python loop is the fallback)
         warnings.warn(
             f"could not compile the recurrence's loop with TorchScript ({type(error).__name__}: "
             f"{error}); one sentence at a time runs the loop from Python, slower but with the same bits",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return None
 

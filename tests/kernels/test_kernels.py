@@ -108,8 +108,10 @@ def test_prepacked_weights_without_grad_give_the_same_bits(kernel, threads):
     config = LSTMConfig(num_layers=1, cell_size=64, projection_dim=32, cell_clip=3.0, projection_clip=3.0)
     layer = LstmLayer(48, config)
     lengths = [9, 7, 7, 2, 1]
+    if kernel == "fused":  # with fewer than 16 rows it runs the exact kernel's loop without grad
+        lengths = sorted(lengths * 4, reverse=True)
     inputs = padded_inputs(lengths, dim=48)
-    state = (torch.randn(5, 32) * 0.3, torch.randn(5, 64) * 0.3)
+    state = (torch.randn(len(lengths), 32) * 0.3, torch.randn(len(lengths), 64) * 0.3)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

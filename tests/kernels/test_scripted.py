@@ -7,7 +7,7 @@ import torch
 from lstm_cases import LENGTHS, make_layer, padded_inputs, random_state
 
 from elmo.config import LSTMConfig
-from elmo.kernels import exact, scripted
+from elmo.kernels import exact, fused, scripted
 from elmo.kernels.cpu import HOIST_MIN_ROWS, one_thread_per_stack, thread_count
 from elmo.kernels.exact import ExactKernel, runs_scripted
 from elmo.modules.lstm import LstmLayer
@@ -119,7 +119,7 @@ def test_without_torchscript_the_loop_runs_from_python_with_a_warning(monkeypatc
     def unavailable(function):
         raise RuntimeError("no TorchScript here")
 
-    scripted.scripted_loop.cache_clear()
+    scripted.compiled.cache_clear()
     monkeypatch.setattr(torch.jit, "script", unavailable)
     try:
         with pytest.warns(RuntimeWarning, match="no TorchScript here.*same bits"):
@@ -130,4 +130,26 @@ def test_without_torchscript_the_loop_runs_from_python_with_a_warning(monkeypatc
         with torch.no_grad():
             assert_same(EXACT.run_layer(layer, inputs, [9, 4], state, False), layer(inputs, [9, 4], state, False))
     finally:
-        scripted.scripted_loop.cache_clear()
+        scripted.compiled.cache_clear()
+
+
+def test_the_fused_kernel_runs_few_rows_without_a_gradient_by_the_exact_kernels_loop(calls, monkeypatch):
+    # There the fused step from Python was slower than this loop (docs/benchmarks.md).
+    layer = chaotic_layer()
+    lengths = [9, 4, 4]
+    inputs = padded_inputs(lengths, dim=48)
+    state = (torch.zeros(3, 48), torch.zeros(3, 128))
+    with torch.no_grad():
+        expected = EXACT.run_layer(layer, inputs, lengths, state, True)
+        assert_same(fused.FusedKernel().run_layer(layer, inputs, lengths, state, True), expected)
+    assert sum(calls) == 2 * lengths[0]
+    steps = []
+    fused_step = fused.fused_step
+    monkeypatch.setattr(fused, "fused_step", lambda *args: steps.append(args) or fused_step(*args))
+    outputs, _ = fused.FusedKernel().run_layer(layer, inputs, lengths, state, True)  # a gradient
+    assert outputs.requires_grad and len(steps) == 1
+    with torch.no_grad():
+        many = [2] * HOIST_MIN_ROWS
+        fused.FusedKernel().run_layer(layer, padded_inputs(many, dim=48), many,
+                                      (torch.zeros(16, 48), torch.zeros(16, 128)), False)  # fmt: skip
+    assert len(steps) == 2
