@@ -22,6 +22,7 @@ exact kernel runs the loop from Python as before.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from collections.abc import Callable
 from typing import List, Optional, Tuple  # noqa: UP035 (TorchScript reads these annotations)
@@ -84,9 +85,18 @@ def scripted_loop() -> Callable | None:
     return compiled(run_steps)
 
 
-@functools.cache
+_COMPILING = threading.Lock()  # the two stacks reach their first layer at once
+
+
 def compiled(function: Callable) -> Callable | None:
-    """``function`` compiled by TorchScript; None, with a warning, where that fails."""
+    """``function`` compiled by TorchScript (once per process); None, with a warning, where that
+    fails."""
+    with _COMPILING:
+        return _compile(function)
+
+
+@functools.cache
+def _compile(function: Callable) -> Callable | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's, in torch 2.x
@@ -96,7 +106,7 @@ def compiled(function: Callable) -> Callable | None:
             f"could not compile the recurrence's loop with TorchScript ({type(error).__name__}: "
             f"{error}); one sentence at a time runs the loop from Python, slower but with the same bits",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return None
 

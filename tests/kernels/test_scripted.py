@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import torch
 from lstm_cases import LENGTHS, make_layer, padded_inputs, random_state
@@ -119,7 +122,7 @@ def test_without_torchscript_the_loop_runs_from_python_with_a_warning(monkeypatc
     def unavailable(function):
         raise RuntimeError("no TorchScript here")
 
-    scripted.compiled.cache_clear()
+    scripted._compile.cache_clear()
     monkeypatch.setattr(torch.jit, "script", unavailable)
     try:
         with pytest.warns(RuntimeWarning, match="no TorchScript here.*same bits"):
@@ -130,7 +133,7 @@ def test_without_torchscript_the_loop_runs_from_python_with_a_warning(monkeypatc
         with torch.no_grad():
             assert_same(EXACT.run_layer(layer, inputs, [9, 4], state, False), layer(inputs, [9, 4], state, False))
     finally:
-        scripted.compiled.cache_clear()
+        scripted._compile.cache_clear()
 
 
 def test_the_fused_kernel_runs_few_rows_without_a_gradient_by_the_exact_kernels_loop(calls, monkeypatch):
@@ -153,3 +156,25 @@ def test_the_fused_kernel_runs_few_rows_without_a_gradient_by_the_exact_kernels_
         fused.FusedKernel().run_layer(layer, padded_inputs(many, dim=48), many,
                                       (torch.zeros(16, 48), torch.zeros(16, 128)), False)  # fmt: skip
     assert len(steps) == 2
+
+
+def test_two_stacks_reaching_their_first_layer_at_once_compile_the_loop_once(monkeypatch):
+    compile_loop, compiles = torch.jit.script, []
+
+    def slow_compile(function):
+        compiles.append(function)
+        time.sleep(0.2)  # the other thread arrives meanwhile
+        return compile_loop(function)
+
+    scripted._compile.cache_clear()
+    monkeypatch.setattr(torch.jit, "script", slow_compile)
+    try:
+        loops = []
+        threads = [threading.Thread(target=lambda: loops.append(scripted.scripted_loop())) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(compiles) == 1 and loops[0] is loops[1] is not None
+    finally:
+        scripted._compile.cache_clear()
