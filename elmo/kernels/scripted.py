@@ -120,4 +120,5 @@ def has_plain_cell(layer: LstmLayer) -> bool:
 
 
 def optional_float(value: float | None) -> float | None:
+    """A clip as TorchScript's ``Optional[float]`` takes it (an int clip clamps the same)."""
     return None if value is None else float(value)
