@@ -58,9 +58,8 @@ class ExactKernel(RecurrenceKernel):
             with torch.no_grad():  # the products' levers that keep the bits without a gradient
                 products = exact_products(layer, inputs, lengths)
             return run_with_bptt(layer, inputs, lengths, state, reverse, products)  # a backward by hand
-        scripted = has_steps and runs_scripted(layer, inputs, lengths, state)
-        if scripted and (loop := scripted_loop()) is not None:  # None: no TorchScript here
-            return scripted_layer(layer, inputs, lengths, state, reverse, loop)
+        if runs_scripted(layer, inputs, lengths, state) and (loop := scripted_loop()) is not None:
+            return scripted_layer(layer, inputs, lengths, state, reverse, loop)  # None: no TorchScript
         return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
 
     def run_directions(
@@ -118,10 +117,13 @@ def runs_scripted(
     layer: LstmLayer, inputs: torch.Tensor, lengths: list[int], state: tuple[torch.Tensor, ...]
 ) -> bool:
     """Whether the layer's steps run as one TorchScript loop (``elmo.kernels.scripted``): CPU
-    inference with fewer than HOIST_MIN_ROWS rows, where every product of a step is a plain
-    ``linear`` (nothing hoisted or packed) and the Python around them costs as much as they do."""
+    inference with some steps and fewer than HOIST_MIN_ROWS rows, where every product of a step
+    is a plain ``linear`` (nothing hoisted or packed) and the Python around them costs as much as
+    they do."""
     return (
-        inputs.device.type == "cpu"
+        bool(lengths)
+        and lengths[0] > 0
+        and inputs.device.type == "cpu"
         and len(lengths) < HOIST_MIN_ROWS
         and not needs_gradient(layer, inputs, state)
         and has_plain_cell(layer)

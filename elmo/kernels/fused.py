@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from elmo.kernels.cpu import beside_another_stack, step_linear
-from elmo.kernels.exact import ExactKernel, runs_scripted
+from elmo.kernels.exact import ExactKernel, runs_scripted, scripted_layer
 from elmo.kernels.scripted import scripted_loop
 from elmo.modules.lstm import LayerStep, LstmLayer, active_rows
 
@@ -45,9 +45,8 @@ class FusedKernel(ExactKernel):
     exact = False
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
-        few = bool(lengths) and lengths[0] > 0 and runs_scripted(layer, inputs, lengths, state)
-        if few and scripted_loop() is not None:  # the exact kernel's loop is as fast here
-            return ExactKernel.run_layer(self, layer, inputs, lengths, state, reverse)
+        if runs_scripted(layer, inputs, lengths, state) and (loop := scripted_loop()) is not None:
+            return scripted_layer(layer, inputs, lengths, state, reverse, loop)  # as fast here, exact
         return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths))
 
 

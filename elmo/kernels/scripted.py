@@ -80,33 +80,28 @@ def run_steps(
     return outputs, hidden, memory
 
 
-def scripted_loop() -> Callable | None:
-    """``run_steps`` compiled by TorchScript (once per process); None where that fails."""
-    return compiled(run_steps)
-
-
 _COMPILING = threading.Lock()  # the two stacks reach their first layer at once
 
 
-def compiled(function: Callable) -> Callable | None:
-    """``function`` compiled by TorchScript (once per process); None, with a warning, where that
-    fails."""
+def scripted_loop() -> Callable | None:
+    """``run_steps`` compiled by TorchScript (once per process); None, with a warning, where
+    that fails."""
     with _COMPILING:
-        return _compile(function)
+        return _compiled_loop()
 
 
 @functools.cache
-def _compile(function: Callable) -> Callable | None:
+def _compiled_loop() -> Callable | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's, in torch 2.x
-            return torch.jit.script(function)
+            return torch.jit.script(run_steps)
     except Exception as error:  # noqa: BLE001 (any failure: the Python loop is the fallback)
         warnings.warn(
             f"could not compile the recurrence's loop with TorchScript ({type(error).__name__}: "
             f"{error}); one sentence at a time runs the loop from Python, slower but with the same bits",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
         return None
 
