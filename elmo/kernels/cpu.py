@@ -8,7 +8,8 @@ is kept for later processes on the same machine and settings: ``probe_store``):
 * ``step_linear``: the per-step products read a weight packed once into MKL's GEMM layout;
 * ``hoisted_inputs``: the input projections of every position with >= ``HOIST_MIN_ROWS`` real
   rows come from one GEMM (``rows_are_independent`` checks that a row's bits do not depend on
-  how many rows share its GEMM);
+  how many rows share its GEMM), and without a gradient, on wide inputs, from a GEMM of the
+  distinct rows alone (``distinct_rows``: a word's vector wherever it occurs is one row);
 * ``few_row_inputs``: the input projections of the positions with fewer rows (every position
   at batch 1) are taken before the recurrence, position by position as before but reading the
   weight in blocks that stay in a core's cache (``blocked_products``; ``few_row_products_exact``
@@ -24,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -143,30 +144,87 @@ def _independence_probe(weight: torch.Tensor) -> bool:
 
 def hoisted_inputs(
     inputs: torch.Tensor, lengths: list[int], weight: torch.Tensor
-) -> tuple[torch.Tensor, list[int]]:
+) -> Sequence[torch.Tensor]:
     """The input projections of every position with >= HOIST_MIN_ROWS real rows, as one GEMM.
 
     Positions 0 .. S-1 have that many rows (rows are sorted by decreasing length). Their real
-    rows are gathered time-major, so that position t's rows are one contiguous block.
+    rows are gathered time-major, so that position t's rows are one contiguous block. Without a
+    gradient, repeated rows (a word's vector wherever it occurs) are projected once where that
+    pays (``distinct_rows``) and each position gathers its rows from the distinct ones.
 
     Args:
         inputs: (B, T, D_in); lengths: B ints, non-increasing; weight: (4H, D_in).
 
     Returns:
-        projected (N, 4H), N = the real rows of positions 0 .. S-1, and S + 1 offsets:
-        position t's rows are ``projected[offsets[t] : offsets[t + 1]]``.
+        position t's (R_t, 4H) projection for t in 0 .. S-1 (S may be 0). With a gradient, views
+        of one (N, 4H) tensor taken by one split: its backward joins the steps' gradients in one
+        tensor, where a slice per step would zero-fill an (N, 4H) gradient per step (20 MiB at
+        batch 64).
     """
     steps = lengths[HOIST_MIN_ROWS - 1] if len(lengths) >= HOIST_MIN_ROWS else 0
-    rows = [active_rows(lengths, index) for index in range(steps)]
-    offsets = [0]
-    for count in rows:
-        offsets.append(offsets[-1] + count)
     if steps == 0:
-        return inputs.new_zeros(0, weight.shape[0]), offsets
+        return ()
+    rows = [active_rows(lengths, index) for index in range(steps)]
     counts = torch.tensor(rows, device=inputs.device)  # (S,)
     real = torch.arange(inputs.shape[0], device=inputs.device) < counts[:, None]  # (S, B)
     packed = inputs[:, :steps].transpose(0, 1)[real]  # (N, D_in), time-major
-    return nn.functional.linear(packed, weight), offsets  # (N, 4H)
+    if (distinct := distinct_rows(packed, weight)) is not None:
+        unique, inverse = distinct  # (U, D_in), (N,)
+        return GatheredRows(nn.functional.linear(unique, weight), inverse.split(rows))  # (U, 4H)
+    return nn.functional.linear(packed, weight).split(rows)  # S x (R_t, 4H)
+
+
+# ``distinct_rows`` projects only the distinct rows of a hoisted GEMM from this input size up.
+# A row left out saves 2 * D_in FLOPs per float of its projection; a gathered row costs a copy of
+# that float. With the published ORIGINAL shape's first layer (D_in 512) batches of 64 sentences
+# ran 1.11x as fast; with the small one's (D_in 128) 0.97x (docs/benchmarks.md, 2026-12-06).
+DISTINCT_MIN_INPUT = 256
+# ... and only where at most this share of the rows is distinct (a second layer's rows, each a
+# word in its context, are all distinct: it then runs the one GEMM as before).
+DISTINCT_MAX_SHARE = 0.9
+_BIT_VIEWS = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # element size -> integer dtype
+
+
+def distinct_rows(packed: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The distinct rows of ``packed`` (N, D_in) and each row's index among them, bit for bit, or
+    None where projecting them alone is not the lever (module docstring: gradient, device, size).
+
+    A row's projection has the same bits in any GEMM of >= HOIST_MIN_ROWS rows
+    (``rows_are_independent``, which ``hoisted_inputs``' caller checks), so the product of the
+    U distinct rows, gathered, is the product of all N. Rows are compared by their bits, so
+    that -0.0 and 0.0 (equal as numbers) stay apart.
+
+    Returns:
+        (U, D_in) distinct rows (U >= HOIST_MIN_ROWS) and (N,) indices into them.
+    """
+    if (
+        weight.device.type != "cpu"
+        or packed.shape[1] < DISTINCT_MIN_INPUT
+        or packed.element_size() not in _BIT_VIEWS
+        or (torch.is_grad_enabled() and (weight.requires_grad or packed.requires_grad))
+    ):
+        return None
+    bits = packed.view(_BIT_VIEWS[packed.element_size()])  # (N, D_in)
+    unique, inverse = torch.unique(bits, dim=0, return_inverse=True)  # (U, D_in), (N,)
+    if unique.shape[0] < HOIST_MIN_ROWS or unique.shape[0] > DISTINCT_MAX_SHARE * packed.shape[0]:
+        return None
+    return unique.view(packed.dtype), inverse
+
+
+class GatheredRows(Sequence[torch.Tensor]):
+    """Position t's input projection gathered from the distinct rows' (``distinct_rows``), when
+    its step asks for it: (U, 4H) and S index tensors -> S x (R_t, 4H), one (R_t, 4H) at a time
+    (an (N, 4H) tensor of them all would be 164 MiB at batch 64 on the ORIGINAL shape)."""
+
+    def __init__(self, projected: torch.Tensor, indices: Sequence[torch.Tensor]) -> None:
+        self.projected = projected  # (U, 4H)
+        self.indices = indices  # S x (R_t,)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> torch.Tensor:  # position t -> (R_t, 4H)
+        return self.projected.index_select(0, self.indices[index])
 
 
 # ``blocked_products`` reads a weight in blocks of rows of about this size, small enough to stay

@@ -2,9 +2,10 @@
 
 Per layer (``exact_step``): prepacked weights for the per-step products (where some step has
 the rows they are packed for), the input projections of positions with >= 16 real rows from
-one GEMM and those of the other positions before the loop, reading the weight block by block
-(batch 1: every position), and, beside the other stack, steps of >= 16 rows, and of the fewer
-row counts whose products keep their bits there, on one torch thread; with fewer than 16 rows
+one GEMM (on wide inputs without a gradient, of their distinct rows alone) and those of the
+other positions before the loop, reading the weight block by block (batch 1: every position),
+and, beside the other stack, steps of >= 16 rows, and of the fewer row counts whose products
+keep their bits there, on one torch thread; with fewer than 16 rows
 (one sentence at a time), the steps as one TorchScript loop (``elmo.kernels.scripted``). Per biLM
 (``run_directions``): for inference on a CPU with two or more threads, the backward stack runs
 on a side thread while the forward one runs (torch releases the GIL in its ops), since the many
@@ -185,12 +186,8 @@ def exact_products(
     input_linear = step_linear(layer.input_weight, pack=pack and not hoist)
     recurrent_linear, project = (step_linear(weight, pack=pack) for weight in weights[1:])
     caller, placement = step_placement(layer)
-    hoisted: tuple[torch.Tensor, ...] = ()  # position t's (R, 4H), for the hoisted positions
-    if hoist:
-        projected, offsets = hoisted_inputs(inputs, lengths, layer.input_weight)  # (N, 4H)
-        # Views taken by one split: its backward joins the steps' gradients in one tensor, where
-        # a slice per step would zero-fill an (N, 4H) gradient per step (20 MiB at batch 64).
-        hoisted = projected.split([end - start for start, end in itertools.pairwise(offsets)])
+    # position t's (R, 4H), for the hoisted positions
+    hoisted = hoisted_inputs(inputs, lengths, layer.input_weight) if hoist else ()
     few = few_row_inputs(inputs, lengths, layer.input_weight, len(hoisted), placement)
     threads = placement(inputs.shape[0])
     if caller is not None:

@@ -8,11 +8,14 @@ from lstm_cases import LENGTHS, make_layer, padded_inputs, random_state
 
 from elmo.config import LSTMConfig
 from elmo.kernels.cpu import (
+    DISTINCT_MIN_INPUT,
     FEW_ROWS,
     HOIST_MIN_ROWS,
     PACK_ROWS,
+    GatheredRows,
     blocked_products,
     caller_threads,
+    distinct_rows,
     few_row_inputs,
     few_row_products_exact,
     has_rows,
@@ -126,19 +129,92 @@ def _batch_of_64(dim: int) -> tuple[torch.Tensor, list[int]]:
 def test_hoisted_inputs_are_each_positions_own_projection():
     weight = torch.randn(32, 24)
     inputs, lengths = _batch_of_64(24)
-    projected, offsets = hoisted_inputs(inputs, lengths, weight)
-    assert len(offsets) == lengths[HOIST_MIN_ROWS - 1] + 1  # positions with >= 16 real rows
-    assert projected.shape == (offsets[-1], 32)
-    for index in range(len(offsets) - 1):
+    hoisted = hoisted_inputs(inputs, lengths, weight)
+    assert len(hoisted) == lengths[HOIST_MIN_ROWS - 1]  # positions with >= 16 real rows
+    for index, projected in enumerate(hoisted):
         rows = active_rows(lengths, index)
-        assert offsets[index + 1] - offsets[index] == rows >= HOIST_MIN_ROWS
-        block = projected[offsets[index] : offsets[index + 1]]
-        assert torch.equal(block, torch.nn.functional.linear(inputs[:rows, index], weight))
+        assert projected.shape == (rows, 32) and rows >= HOIST_MIN_ROWS
+        assert torch.equal(projected, torch.nn.functional.linear(inputs[:rows, index], weight))
 
 
 def test_hoisted_inputs_with_fewer_than_16_rows_hoist_nothing():
-    projected, offsets = hoisted_inputs(torch.randn(15, 6, 4), [6] * 15, torch.randn(8, 4))
-    assert projected.shape == (0, 8) and offsets == [0]
+    assert len(hoisted_inputs(torch.randn(15, 6, 4), [6] * 15, torch.randn(8, 4))) == 0
+
+
+def _words_of_a_batch(dim: int, vocabulary: int) -> tuple[torch.Tensor, list[int]]:
+    # A batch of 64 sentences of words from a small vocabulary: each word's vector recurs.
+    _, lengths = _batch_of_64(dim)
+    generator = torch.Generator().manual_seed(4)
+    words = torch.randn(vocabulary, dim, generator=generator) * 2.0  # (V, D_in)
+    drawn = torch.randint(0, vocabulary, (64, lengths[0]), generator=generator)
+    return words[drawn], lengths  # (64, T, D_in); padding holds words too: never read
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_repeated_rows_are_projected_once_with_the_same_bits(threads):
+    # A word's vector wherever it occurs is one row of the GEMM, gathered back per position.
+    weight = torch.randn(64, DISTINCT_MIN_INPUT)
+    inputs, lengths = _words_of_a_batch(DISTINCT_MIN_INPUT, vocabulary=40)
+    with thread_count(threads), torch.no_grad():
+        hoisted = hoisted_inputs(inputs, lengths, weight)
+        assert isinstance(hoisted, GatheredRows)
+        real = torch.cat([inputs[: active_rows(lengths, t), t] for t in range(len(hoisted))])
+        assert hoisted.projected.shape == (len(real.unique(dim=0)), 64)  # the distinct rows alone
+        for index, projected in enumerate(hoisted):
+            rows = active_rows(lengths, index)
+            assert torch.equal(projected, torch.nn.functional.linear(inputs[:rows, index], weight))
+
+
+def test_rows_are_told_apart_by_their_bits():
+    # -0.0 and 0.0 are equal numbers but not the same row: each is projected as itself.
+    rows = torch.randn(20, DISTINCT_MIN_INPUT).repeat(4, 1)  # (80, D_in): 20 distinct rows
+    rows[[0, 40], 0], rows[[20, 60], 0] = 0.0, -0.0  # row 0's repeats now differ in a sign bit
+    unique, inverse = distinct_rows(rows, torch.randn(8, DISTINCT_MIN_INPUT))
+    assert unique.shape[0] == 21 and inverse[0] != inverse[20]
+    assert torch.equal(unique[inverse].view(torch.int32), rows.view(torch.int32))
+
+
+def test_distinct_rows_only_where_they_pay_and_keep_the_gradient():
+    weight = torch.randn(8, DISTINCT_MIN_INPUT)
+    repeated = torch.randn(20, DISTINCT_MIN_INPUT).repeat(4, 1)  # (80, D_in)
+    assert distinct_rows(repeated, weight) is not None
+    assert distinct_rows(torch.randn(80, DISTINCT_MIN_INPUT), weight) is None  # all distinct
+    assert distinct_rows(torch.randn(10, DISTINCT_MIN_INPUT).repeat(8, 1), weight) is None  # < 16
+    narrow = torch.randn(20, DISTINCT_MIN_INPUT // 2).repeat(4, 1)  # a narrow input: the GEMM is cheap
+    assert distinct_rows(narrow, torch.randn(8, DISTINCT_MIN_INPUT // 2)) is None
+    trained = weight.clone().requires_grad_()  # a gradient would be summed in another order
+    assert distinct_rows(repeated, trained) is None
+    with torch.no_grad():
+        assert distinct_rows(repeated, trained) is not None
+    inputs, lengths = _words_of_a_batch(DISTINCT_MIN_INPUT, vocabulary=40)
+    hoisted = hoisted_inputs(inputs, lengths, trained)
+    assert not isinstance(hoisted, GatheredRows) and hoisted[0].grad_fn is not None
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
+def test_a_layer_of_repeated_words_keeps_every_bit(reverse, grad, monkeypatch):
+    # The exact kernel's layer over a batch of 64 whose rows repeat: the reference loop's bits,
+    # in inference and in training's forward (its products are taken without a gradient).
+    gathered = []
+    monkeypatch.setattr("elmo.kernels.cpu.GatheredRows", lambda *args: gathered.append(1) or GatheredRows(*args))
+    config = LSTMConfig(num_layers=1, cell_size=32, projection_dim=24, cell_clip=3.0,
+                        projection_clip=3.0)  # fmt: skip
+    layer = LstmLayer(DISTINCT_MIN_INPUT, config)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.mul_(8.0)  # chaotic: any 1e-7 would grow
+    inputs, lengths = _words_of_a_batch(DISTINCT_MIN_INPUT, vocabulary=40)
+    state = (torch.zeros(64, 24), torch.zeros(64, 32))
+    with torch.set_grad_enabled(grad):
+        expected = layer(inputs, lengths, state, reverse)  # the reference loop
+        actual = EXACT.run_layer(layer, inputs, lengths, state, reverse)
+    assert gathered == [1]  # the distinct rows' GEMM served the layer
+    assert torch.equal(actual[0], expected[0])
+    assert all(torch.equal(a, b) for a, b in zip(actual[1], expected[1]))
+    if grad:  # and the gradient flows as before (tests/kernels/test_bptt.py checks its values)
+        actual[0].sum().backward()
+        assert layer.input_weight.grad is not None and layer.input_weight.grad.abs().sum() > 0
 
 
 def _threads_by_rows(layer: LstmLayer, monkeypatch) -> list[tuple[int, int]]:
