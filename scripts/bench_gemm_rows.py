@@ -5,13 +5,14 @@ projections of all steps into one GEMM; docs/benchmarks.md).
     python scripts/bench_gemm_rows.py --threads 2
     python scripts/bench_gemm_rows.py --threads 1 --bf16     # + the bf16 kernel's products
 
-``--bf16`` adds the rate of the same product as the bf16 kernel takes it (``elmo.kernels.bf16``:
-the input turned to bfloat16, a bfloat16 weight, the output turned back to float32, all timed)
-and its speed over float32's.
+``--bf16`` adds the rate of the same product in bfloat16 (the input turned to bfloat16, a
+bfloat16 weight, the output turned back to float32, all timed), taken two ways: plain
+``linear``, and as the bf16 kernel's per-step products take it (``elmo.kernels.bf16.bf16_linear``:
+the weight prepacked for oneDNN where this torch can), each with its speed over float32's.
 
-Shapes: the original shape's recurrent product (512 -> 16,384) and projection (4,096 -> 512),
-the published small shape's recurrent product (128 -> 4,096), and a 2048 x 2048 x 2048 product
-as the peak. Each rate is the mean over --repeats calls after 3 warm-up calls.
+Shapes: the recurrent product and the projection of the original shape (512 -> 16,384 and
+4,096 -> 512), the medium one (256 -> 8,192, 2,048 -> 256) and the published small one
+(128 -> 4,096, 1,024 -> 128), and a 2048 x 2048 x 2048 product as the peak. Each rate is the mean over --repeats calls after 3 warm-up calls.
 """
 
 import argparse
@@ -19,18 +20,24 @@ import time
 
 import torch
 
+from elmo.kernels.bf16 import bf16_linear
+
 SHAPES = {"original recurrent": (512, 16384), "original projection": (4096, 512),
+          "medium recurrent": (256, 8192), "medium projection": (2048, 256),
           "small recurrent": (128, 4096), "small projection": (1024, 128)}  # fmt: skip
 ROWS = (1, 3, 8, 16, 32, 64, 128, 256)
 
 
-def gflops(rows: int, inputs: int, outputs: int, repeats: int, bf16: bool = False) -> float:
+def gflops(rows: int, inputs: int, outputs: int, repeats: int, bf16: str = "") -> float:
+    """``bf16``: "" (float32), "plain" (bfloat16 ``linear``) or "kernel" (``bf16_linear``)."""
     x, weight = torch.randn(rows, inputs), torch.randn(outputs, inputs)
-    if bf16:
-        weight = weight.bfloat16()
+    half = bf16_linear(weight.bfloat16()) if bf16 == "kernel" else None
+    weight = weight.bfloat16() if bf16 else weight
 
     def product() -> torch.Tensor:
-        if bf16:  # as the bf16 kernel takes it
+        if half is not None:  # as the bf16 kernel's per-step products take it
+            return half(x.bfloat16()).float()
+        if bf16:
             return torch.nn.functional.linear(x.bfloat16(), weight).float()
         return torch.nn.functional.linear(x, weight)
 
@@ -60,7 +67,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     peak = max(gflops(2048, 2048, 2048, 5) for _ in range(3))  # the best of 3: the peak
     print(f"{args.threads} threads, torch {torch.__version__}; 2048^3 product: {peak:.0f} GFLOP/s\n")
-    extra = " bfloat16 GFLOP/s | bfloat16 / float32 |" if args.bf16 else ""
+    extra = " bfloat16 plain / float32 | bfloat16 as the kernel / float32 |" if args.bf16 else ""
     print(f"| product | rows | GFLOP/s | of peak | bits as in one big GEMM |{extra}")
     print("| --- | ---: | ---: | ---: | --- |" + " ---: | ---: |" * args.bf16)
     for name, (inputs, outputs) in SHAPES.items():
@@ -68,8 +75,9 @@ def main() -> None:
             rate = gflops(rows, inputs, outputs, args.repeats)
             cells = ""
             if args.bf16:
-                half = gflops(rows, inputs, outputs, args.repeats, bf16=True)
-                cells = f" {half:.0f} | {half / rate:.2f}x |"
+                plain = gflops(rows, inputs, outputs, args.repeats, bf16="plain")
+                kernel = gflops(rows, inputs, outputs, args.repeats, bf16="kernel")
+                cells = f" {plain / rate:.2f}x | {kernel / rate:.2f}x |"
             print(f"| {name} {inputs} -> {outputs} | {rows} | {rate:.0f} | {rate / peak:.0%} | "
                   f"{'yes' if same_bits(rows, inputs, outputs) else 'no'} |{cells}")  # fmt: skip
 

@@ -1,18 +1,23 @@
-"""The fused kernel with its larger products in bfloat16: faster on CPUs with bfloat16 units.
+"""The fused kernel with its products in bfloat16: faster on CPUs with bfloat16 units.
 
 On a CPU with bfloat16 matrix instructions (Intel AMX) a bfloat16 product of 16 rows or more
-runs about 2-4x as fast as a float32 one (oneDNN), one of fewer rows often slower: it is bound
-by reading the weight, and torch's bfloat16 path for it is poor (``scripts/bench_gemm_rows.py
---bf16``, ``docs/benchmarks.md``). So this kernel is the fused one (``elmo.kernels.fused``) in
-which every product of at least ``BF16_MIN_ROWS`` rows takes bfloat16 inputs and weights,
-accumulates in float32 inside oneDNN and hands back bfloat16, turned to float32 before anything
-else reads it: the steps' products with 16 rows or more, and the input projections, taken a
-chunk of steps at a time over the rows still in their sentence (``fused.chunked_inputs``). The
-cell, its state and everything outside the recurrence stay float32, as do the products of the
-steps with fewer rows. A batch of fewer than 16 sentences has no such step, and there the exact
-kernel, with its levers for few rows, was faster than the fused one with bfloat16 input
-products on the published small shape (``docs/benchmarks.md``): such a batch runs the exact
-kernel, bit for bit.
+runs about 2-4x as fast as a float32 one (oneDNN). One of fewer rows is bound by reading its
+weight, and torch's plain bfloat16 path for it is poor (``scripts/bench_gemm_rows.py --bf16``,
+``docs/benchmarks.md``); with the weight prepacked for oneDNN (``bf16_linear``) it reads half
+the bytes of float32 and is faster wherever the weight is large. So this kernel is the fused one
+(``elmo.kernels.fused``) in which a product takes bfloat16 inputs and weights, accumulates in
+float32 inside oneDNN and hands back bfloat16, turned to float32 before anything else reads it:
+
+* on a layer whose recurrent weight has ``BF16_FEW_ROWS_MIN_WEIGHTS`` elements or more (the
+  published ORIGINAL and medium shapes), every product, one sentence at a time included;
+* on a smaller layer (the published small shape), the products of ``BF16_MIN_ROWS`` rows or
+  more; the steps with fewer rows stay float32, and a batch of fewer than 16 sentences, which
+  has no step of 16 rows, runs the exact kernel bit for bit (its TorchScript loop was faster
+  there than any bfloat16 step from Python, ``docs/benchmarks.md``).
+
+The input projections are taken a chunk of steps at a time over the rows still in their
+sentence (``fused.chunked_inputs``); the per-step products read the prepacked weights. The cell,
+its state and everything outside the recurrence stay float32.
 
 Not exact: each such product rounds its inputs, weights and output to 8 bits of mantissa. How
 far the vectors move is measured in ``docs/benchmarks.md`` (``scripts/kernel_accuracy.py``).
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -40,20 +46,28 @@ from elmo.kernels.exact import ExactKernel, needs_gradient
 from elmo.kernels.fused import (
     FusedKernel,
     FusedProducts,
-    FusedWeights,
     Product,
     candidate_scale,
     fused_step,
-    fused_weights,
 )
 from elmo.kernels.probe_store import cpu_identity
 from elmo.modules.lstm import LstmLayer
 
-BF16_MIN_ROWS = 16  # products with fewer rows stay float32 (slower in bfloat16 where measured)
+BF16_MIN_ROWS = 16  # on a small layer, products with fewer rows stay float32 (slower in bfloat16)
+BF16_FEW_ROWS_MIN_WEIGHTS = 1 << 21  # a recurrent weight this large: every product in bfloat16
+
+
+class Bf16Weights(NamedTuple):
+    """A layer's fused weights (``fused.fused_weights``) as the bf16 step reads them."""
+
+    input: torch.Tensor  # (4H, D_in) bfloat16
+    bias: torch.Tensor  # (4H,) bfloat16
+    recurrent: Product  # (R, D) bfloat16 -> (R, 4H) bfloat16 (``bf16_linear``)
+    projection: Product  # (R, H) bfloat16 -> (R, D) bfloat16
 
 
 class Bf16Kernel(FusedKernel):
-    """The fused kernel with its products of >= 16 rows in bfloat16; equal up to bfloat16 rounding."""
+    """The fused kernel with its products in bfloat16 (module docstring); equal up to bfloat16 rounding."""
 
     name = "bf16"
     exact = False
@@ -73,12 +87,12 @@ class Bf16Kernel(FusedKernel):
                 "fine-tuning the biLM): there it is no faster than 'exact', the default; use 'exact' "
                 "or 'fused', or torch.no_grad() / a frozen biLM for inference"
             )
-        if len(lengths) < BF16_MIN_ROWS:  # no step has 16 rows: the exact kernel is faster here
+        if len(lengths) < BF16_MIN_ROWS and not few_rows_in_bf16(layer):  # exact: faster here
             return ExactKernel.run_layer(self, layer, inputs, lengths, state, reverse)
         products = bf16_products(layer, self.bf16_weights(layer))
         return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths, products))
 
-    def bf16_weights(self, layer: LstmLayer) -> FusedWeights:
+    def bf16_weights(self, layer: LstmLayer) -> Bf16Weights:
         """``layer``'s fused weights in bfloat16; kept while its weights stay the same."""
         sources = (
             layer.input_weight,
@@ -91,43 +105,112 @@ class Bf16Kernel(FusedKernel):
         kept = self._converted.get(layer)
         if kept is None or kept[1] != versions or any(r() is not s for r, s in zip(kept[0], sources)):
             with torch.no_grad():  # weak references: weights replaced since are not held here
-                kept = (tuple(map(weakref.ref, sources)), versions, _to_bf16(fused_weights(layer)))
+                kept = (tuple(map(weakref.ref, sources)), versions, _to_bf16(layer))
             self._converted[layer] = kept
         return kept[2]
 
 
-def bf16_products(layer: LstmLayer, weights: FusedWeights) -> FusedProducts:
-    """The fused step's products: in bfloat16 from ``BF16_MIN_ROWS`` rows up, else float32.
+def bf16_products(layer: LstmLayer, weights: Bf16Weights) -> FusedProducts:
+    """The fused step's products in bfloat16: all of them on a large layer, else those of
+    ``BF16_MIN_ROWS`` rows or more and float32 below (module docstring).
 
     Args:
         weights: ``layer``'s fused weights in bfloat16 (``Bf16Kernel.bf16_weights``).
     """
     scale = candidate_scale(layer)[:, 0]  # (4H,)
+    min_rows = 1 if few_rows_in_bf16(layer) else BF16_MIN_ROWS
 
-    def product(half: tuple, full: tuple, doubled: bool, output_float32: bool = True) -> Product:
-        """``half``: (weight, bias) in bfloat16, fused; ``full``: the layer's own float32 ones,
-        read by products of fewer rows, which double the candidate's columns after (``doubled``;
-        exact: a power of two) rather than keep a doubled copy of each weight."""
+    def product(half: Product, full: tuple, doubled: bool, output_float32: bool = True) -> Product:
+        """``half``: the product in bfloat16, fused; ``full``: the layer's own float32 (weight,
+        bias), read by products of fewer than ``min_rows`` rows, which double the candidate's
+        columns after (``doubled``; exact: a power of two) rather than keep a doubled copy."""
 
         def run(x: torch.Tensor) -> torch.Tensor:  # x (..., D_in) -> (..., D_out)
-            if x.numel() < BF16_MIN_ROWS * x.shape[-1]:
+            if x.numel() < min_rows * x.shape[-1]:
                 out = nn.functional.linear(x, *full)
                 return out.mul_(scale) if doubled else out
-            out = nn.functional.linear(x.to(torch.bfloat16), *half)
+            out = half(x.to(torch.bfloat16))
             return out.float() if output_float32 else out
 
         return run
 
     # The input products stay bfloat16: the gates' sum with the float32 recurrent product is float32.
+    def inputs(x: torch.Tensor) -> torch.Tensor:  # (C, R, D_in) bfloat16 -> (C, R, 4H), the bias in
+        return nn.functional.linear(x, weights.input, weights.bias)
+
     return FusedProducts(
-        product((weights.input, weights.bias), (layer.input_weight, layer.gate_bias()), True, output_float32=False),
-        product((weights.recurrent, None), (layer.recurrent_weight, None), True),
-        product((weights.projection, None), (layer.projection_weight, None), False),
+        product(inputs, (layer.input_weight, layer.gate_bias()), True, output_float32=False),
+        product(weights.recurrent, (layer.recurrent_weight, None), True),
+        product(weights.projection, (layer.projection_weight, None), False),
     )
 
 
-def _to_bf16(weights: FusedWeights) -> FusedWeights:
-    return FusedWeights(*(weight.to(torch.bfloat16) for weight in weights))
+def few_rows_in_bf16(layer: LstmLayer) -> bool:
+    """Whether ``layer``'s products of fewer than ``BF16_MIN_ROWS`` rows run in bfloat16 too.
+
+    A product of a few rows is bound by reading its weight. A large one (a recurrent weight of
+    ``BF16_FEW_ROWS_MIN_WEIGHTS`` elements, 8 MiB in float32, or more: the published medium and
+    ORIGINAL shapes) comes from memory each step, and prepacked in bfloat16 it is read in half
+    the bytes: 1.3-1.8x float32's speed at 1-15 rows, where a small one (the published small
+    shape, 2 MiB) stays in the core's cache and its float32 product was as fast or faster
+    (``scripts/bench_gemm_rows.py --bf16``, ``docs/benchmarks.md``).
+    """
+    weight = layer.recurrent_weight
+    return weight.device.type == "cpu" and weight.numel() >= BF16_FEW_ROWS_MIN_WEIGHTS and packs_bf16()
+
+
+def bf16_linear(weight: torch.Tensor) -> Product:
+    """``x -> x W^T`` in bfloat16 for the per-step products: x (R, in) bfloat16 -> (R, out) bfloat16.
+
+    On a CPU where oneDNN takes a prepacked bfloat16 weight (``packs_bf16``) the weight is
+    packed once: the packed product was 1.1-1.9x the plain bfloat16 ``linear``'s speed at 16-64
+    rows, and much faster than it at fewer (``scripts/bench_gemm_rows.py --bf16``), with the
+    same values where compared. Elsewhere (a GPU; a torch without oneDNN) the plain ``linear``.
+
+    Args:
+        weight: (out, in), bfloat16.
+    """
+    if weight.device.type == "cpu" and packs_bf16():
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # 1: laid out for few rows
+        return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+    return lambda x: nn.functional.linear(x, weight)
+
+
+@functools.cache
+def packs_bf16() -> bool:
+    """Whether this torch's oneDNN takes a prepacked bfloat16 weight on the CPU and gives the
+    plain bfloat16 product's values, up to its rounding (probed once, on a small product)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(48, 40, generator=generator).bfloat16()
+    x = torch.randn(5, 40, generator=generator).bfloat16()
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
+        out = torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+    except (RuntimeError, AttributeError, NotImplementedError):  # no such op, or not for bfloat16
+        return False
+    expected = nn.functional.linear(x.float(), weight.float())
+    return out.shape == expected.shape and bool(torch.allclose(out.float(), expected, rtol=2e-2, atol=2e-2))
+
+
+def _to_bf16(layer: LstmLayer) -> Bf16Weights:
+    """``fused_weights(layer)`` in bfloat16, the per-step ones ready for their products.
+
+    Each weight is turned to bfloat16 before the candidate's rows are doubled: the same values
+    (a power of two commutes with rounding), without a float32 copy of each doubled weight
+    (64 MiB a layer of the ORIGINAL shape, which raised the peak memory)."""
+    scale = candidate_scale(layer).to(torch.bfloat16)  # (4H, 1): 1 and 2, exact in bfloat16
+
+    def half(weight: torch.Tensor) -> torch.Tensor:
+        return weight.detach().to(torch.bfloat16)
+
+    return Bf16Weights(
+        half(layer.input_weight).mul_(scale),
+        half(layer.gate_bias()).mul_(scale[:, 0]),
+        bf16_linear(half(layer.recurrent_weight).mul_(scale)),
+        bf16_linear(half(layer.projection_weight)),
+    )
 
 
 def require_native_bf16(device: torch.device) -> None:

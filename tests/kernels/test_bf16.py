@@ -1,7 +1,8 @@
-"""Tests for the bf16 kernel: the fused kernel with its products of >= 16 rows in bfloat16.
+"""Tests for the bf16 kernel: the fused kernel with its products in bfloat16.
 
-It is equal to the exact kernel up to bfloat16 rounding where it uses bfloat16; below 16
-sentences it is the exact kernel and in float64 the fused one, bit for bit. It refuses a CPU
+It is equal to the exact kernel up to bfloat16 rounding where it uses bfloat16; on a large
+layer that is every product, on a small one those of >= 16 rows, and below 16 sentences a small
+layer runs the exact kernel; in float64 it is the fused one, bit for bit. It refuses a CPU
 without bfloat16 instructions, keeps its weights' copies only while the weights stay the same,
 takes the input products a chunk of steps at a time, and refuses a gradient (inference only).
 """
@@ -69,6 +70,61 @@ def test_below_16_sentences_it_is_the_exact_kernel_and_in_float64_the_fused_one_
         assert all(torch.equal(a, b) for a, b in zip(half.layers, fused.layers))
 
 
+def test_on_a_large_layer_every_product_is_bfloat16_one_sentence_at_a_time_too(native, monkeypatch):
+    monkeypatch.setattr(bf16, "BF16_FEW_ROWS_MIN_WEIGHTS", 0)  # the tiny layers count as large
+    for rows in (1, 5, 40):
+        stack, inputs, lengths = stack_and_batch(rows=rows)
+        assert all(bf16.few_rows_in_bf16(layer) == bf16.packs_bf16() for layer in stack.layers)
+        with torch.no_grad():
+            exact = run(stack, "exact", inputs, lengths)
+            half = run(stack, "bf16", inputs, lengths)
+        for actual, expected in zip(half.layers, exact.layers):
+            scale = expected.abs().max()
+            assert (actual - expected).abs().max() < 1e-2 * scale
+            if bf16.packs_bf16():  # else a small layer's rule: below 16 rows, the exact kernel
+                assert (actual - expected).abs().max() > 1e-4 * scale  # it did run in bfloat16
+            assert (actual[lengths.index(min(lengths)), min(lengths) :] == 0).all()  # padding stays 0
+
+
+def test_the_bfloat16_weights_are_the_fused_weights_rounded_to_bfloat16(monkeypatch):
+    monkeypatch.setattr(bf16, "packs_bf16", lambda: False)  # plain weights, to compare
+    stack, _, _ = stack_and_batch(rows=1)
+    layer = stack.layers[1]
+    with torch.no_grad():
+        layer.forget_offset.fill_(1.0)
+        layer.recurrent_weight.mul_(1e30)  # large values doubled: rounding and doubling still commute
+    weights = get_kernel("bf16").bf16_weights(layer)
+    expected = fused.fused_weights(layer)  # doubled in float32, then rounded
+    assert torch.equal(weights.input, expected.input.bfloat16())
+    assert torch.equal(weights.bias, expected.bias.bfloat16())
+    eye = torch.eye(DIM).bfloat16()  # the products of the identity give the weights back
+    assert torch.equal(weights.recurrent(eye).t(), expected.recurrent.bfloat16())
+    eye = torch.eye(layer.cell_size).bfloat16()
+    assert torch.equal(weights.projection(eye).t(), expected.projection.bfloat16())
+
+
+def test_the_bfloat16_product_equals_the_float64_one_up_to_its_rounding_at_any_row_count():
+    torch.manual_seed(0)
+    weight = torch.randn(96, 40) * 0.1
+    product = bf16.bf16_linear(weight.bfloat16())
+    for rows in (1, 3, 15, 16, 64):
+        x = torch.randn(rows, 40)
+        out = product(x.bfloat16())
+        assert out.shape == (rows, 96) and out.dtype == torch.bfloat16
+        expected = torch.nn.functional.linear(x.double(), weight.double())
+        assert (out.double() - expected).abs().max() < 2e-2 * expected.abs().max()
+
+
+def test_without_onednn_packing_the_plain_bfloat16_product_runs(monkeypatch):
+    monkeypatch.setattr(bf16, "packs_bf16", lambda: False)
+    weight = torch.randn(12, 8).bfloat16()
+    x = torch.randn(2, 8).bfloat16()
+    assert torch.equal(bf16.bf16_linear(weight)(x), torch.nn.functional.linear(x, weight))
+    config = LSTMConfig(num_layers=1, cell_size=64, projection_dim=DIM)
+    monkeypatch.setattr(bf16, "BF16_FEW_ROWS_MIN_WEIGHTS", 0)
+    assert not bf16.few_rows_in_bf16(LstmLayer(DIM, config))  # then few rows stay float32
+
+
 def test_a_cpu_without_bfloat16_instructions_is_refused_with_the_way_out(monkeypatch):
     monkeypatch.setattr(bf16, "native_bf16", lambda device_type: False)
     stack, inputs, lengths = stack_and_batch(rows=16)
@@ -86,7 +142,9 @@ def test_the_bfloat16_weights_are_made_once_and_again_when_the_weights_change(na
     with torch.no_grad():
         first = kernel.bf16_weights(layer)
         assert kernel.bf16_weights(layer) is first
-        assert first.recurrent.dtype == torch.bfloat16
+        assert first.input.dtype == torch.bfloat16
+        hidden = torch.randn(3, DIM).bfloat16()
+        assert first.recurrent(hidden).dtype == torch.bfloat16
         before = run(stack, kernel, inputs, lengths).layers[-1]
         layer.recurrent_weight.mul_(0.5)  # an in-place write
         assert kernel.bf16_weights(layer) is not first
@@ -95,7 +153,7 @@ def test_the_bfloat16_weights_are_made_once_and_again_when_the_weights_change(na
         replaced = weakref.ref(layer.recurrent_weight)
         layer.recurrent_weight = torch.nn.Parameter(layer.recurrent_weight * 2.0)  # another tensor
         assert replaced() is None  # the kernel does not hold on to weights replaced since
-        assert torch.equal(kernel.bf16_weights(layer).recurrent, first.recurrent)
+        assert torch.equal(kernel.bf16_weights(layer).recurrent(hidden), first.recurrent(hidden))
     assert not torch.equal(before, after)
     assert torch.equal(after, fresh)
 
