@@ -3,8 +3,9 @@
     bilm.kernel = "fused"                 # or ElmoEmbedder(..., kernel="fused"), trainer.kernel=fused
 
 ``exact`` (the default) keeps every bit of the reference loop on CPU; ``fused`` is equal up to
-float rounding; ``bf16`` is the fused kernel with its products of 16 rows or more in bfloat16,
-for inference where the CPU has bfloat16 instructions (refused elsewhere).
+float rounding; ``bf16`` is the fused kernel with its products in bfloat16 (on the published
+small shape those of 16 rows or more), for inference where the CPU has bfloat16 instructions
+(refused elsewhere).
 
 A new kernel is a subclass of ``RecurrenceKernel`` (``elmo.kernels.base``) in a
 file of its own, plus one line in ``KERNELS`` (or a ``register_kernel`` call).
