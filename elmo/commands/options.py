@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 KERNEL_HELP = (
     "the LSTM recurrence kernel: exact (bit-exact, default), fused (equal up to float rounding) or "
     "bf16 (fused, with its products in bfloat16: faster on CPUs with AMX or AVX512-BF16, refused "
-    "elsewhere; one sentence at a time it helps the medium and ORIGINAL shapes, not the small one)"
+    "elsewhere; one sentence at a time it helps the ORIGINAL shape, not the small or medium one)"
 )
 
 

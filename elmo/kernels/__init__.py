@@ -4,8 +4,8 @@
 
 ``exact`` (the default) keeps every bit of the reference loop on CPU; ``fused`` is equal up to
 float rounding; ``bf16`` is the fused kernel with its products in bfloat16 (on the published
-small shape those of 16 rows or more), for inference where the CPU has bfloat16 instructions
-(refused elsewhere).
+small and medium shapes those of 16 rows or more), for inference where the CPU has bfloat16
+instructions (refused elsewhere).
 
 A new kernel is a subclass of ``RecurrenceKernel`` (``elmo.kernels.base``) in a
 file of its own, plus one line in ``KERNELS`` (or a ``register_kernel`` call).

@@ -9,8 +9,8 @@ the bytes of float32 and is faster wherever the weight is large. So this kernel 
 float32 inside oneDNN and hands back bfloat16, turned to float32 before anything else reads it:
 
 * on a layer whose recurrent weight has ``BF16_FEW_ROWS_MIN_WEIGHTS`` elements or more (the
-  published ORIGINAL and medium shapes), every product, one sentence at a time included;
-* on a smaller layer (the published small shape), the products of ``BF16_MIN_ROWS`` rows or
+  published ORIGINAL shape), every product, one sentence at a time included;
+* on a smaller layer (the published small and medium shapes), the products of ``BF16_MIN_ROWS`` rows or
   more; the steps with fewer rows stay float32, and a batch of fewer than 16 sentences, which
   has no step of 16 rows, runs the exact kernel bit for bit (its TorchScript loop was faster
   there than any bfloat16 step from Python, ``docs/benchmarks.md``).
@@ -54,7 +54,7 @@ from elmo.kernels.probe_store import cpu_identity
 from elmo.modules.lstm import LstmLayer
 
 BF16_MIN_ROWS = 16  # on a small layer, products with fewer rows stay float32 (slower in bfloat16)
-BF16_FEW_ROWS_MIN_WEIGHTS = 1 << 21  # a recurrent weight this large: every product in bfloat16
+BF16_FEW_ROWS_MIN_WEIGHTS = 1 << 22  # a recurrent weight this large: every product in bfloat16
 
 
 class Bf16Weights(NamedTuple):
@@ -148,12 +148,14 @@ def bf16_products(layer: LstmLayer, weights: Bf16Weights) -> FusedProducts:
 def few_rows_in_bf16(layer: LstmLayer) -> bool:
     """Whether ``layer``'s products of fewer than ``BF16_MIN_ROWS`` rows run in bfloat16 too.
 
-    A product of a few rows is bound by reading its weight. A large one (a recurrent weight of
-    ``BF16_FEW_ROWS_MIN_WEIGHTS`` elements, 8 MiB in float32, or more: the published medium and
-    ORIGINAL shapes) comes from memory each step, and prepacked in bfloat16 it is read in half
-    the bytes: 1.3-1.8x float32's speed at 1-15 rows, where a small one (the published small
-    shape, 2 MiB) stays in the core's cache and its float32 product was as fast or faster
-    (``scripts/bench_gemm_rows.py --bf16``, ``docs/benchmarks.md``).
+    A product of a few rows is bound by reading its weight; prepacked in bfloat16 it reads half
+    the bytes, 1.3-1.7x float32's speed at 1-3 rows on the large shapes' products
+    (``scripts/bench_gemm_rows.py --bf16``). But one sentence at a time the exact kernel runs its
+    steps as one TorchScript loop, and this kernel's steps run from Python. On the published
+    ORIGINAL shape (a recurrent weight of 2^23 elements, 32 MiB in float32) the weights dominate
+    and the bf16 kernel embedded 1.8x as fast as the exact one; on the medium shape (2^21, 8 MiB)
+    it was 0.92x, and the small one (2^19) loses in its products too (``docs/benchmarks.md``).
+    The threshold, ``BF16_FEW_ROWS_MIN_WEIGHTS`` (2^22), lies between the two measured sizes.
     """
     weight = layer.recurrent_weight
     return weight.device.type == "cpu" and weight.numel() >= BF16_FEW_ROWS_MIN_WEIGHTS and packs_bf16()

@@ -229,3 +229,14 @@ def test_bfloat16_hardware_is_read_from_the_cpu_flags(monkeypatch):
     flags = bf16._cpu_flags()
     assert isinstance(flags, dict)
     assert not Path("/proc/cpuinfo").exists() or flags.get("fpu") is True
+
+
+def test_one_sentence_at_a_time_in_bfloat16_only_on_the_original_shape(monkeypatch):
+    """The published shapes' layers (input 512 / 256 / 128 wide): the ORIGINAL shape's few-row
+    products run in bfloat16 (1.8x the exact kernel at batch 1), the medium and small shapes'
+    stay with the exact kernel (its TorchScript loop was as fast or faster there)."""
+    monkeypatch.setattr(bf16, "packs_bf16", lambda: True)
+    shapes = {"original": (4096, 512), "medium": (2048, 256), "small": (1024, 128)}
+    for name, (cell, projection) in shapes.items():
+        layer = LstmLayer(projection, LSTMConfig(num_layers=1, cell_size=cell, projection_dim=projection))
+        assert bf16.few_rows_in_bf16(layer) == (name == "original"), name
