@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import warnings
@@ -21,6 +22,7 @@ from elmo.config import POOLINGS
 from elmo.data.characters import batch_to_ids
 from elmo.data.tokenizer import Tokenizer, word_tokenizer
 from elmo.kernels import RecurrenceKernel
+from elmo.kernels.lanes import rows_alone
 from elmo.layer_choice import LayerChoice, check_choice, select
 from elmo.model import BiLM, BiLMState, overlay_rows
 from elmo.modules.pooling import pool_pieces
@@ -32,6 +34,9 @@ from elmo.progress import progress as progress_bar
 Sentence = str | Sequence[str]  # a whitespace-tokenized string or a list of tokens
 UNITS = ("words", "pieces")
 Kept = TypeVar("Kept")  # what ``stream_sentences`` keeps of a sentence's layers
+# Sentences side by side one sentence at a time (``_as_lanes``): 32 ran 5-10% faster than 16 and
+# held 60-75 MiB more (docs/benchmarks.md); 16 is also ``elmo embed``'s window at batch size 1.
+LANES = 16
 
 
 class EmbedderOutput(NamedTuple):
@@ -270,14 +275,17 @@ class ElmoEmbedder:
     ) -> list[Kept]:
         """All layers (L, n, 2D) of each sentence of a window, in its order (see
         ``stream_sentences``)."""
-        self._encode_ahead(tokens)
+        encoded = self._encode_ahead(tokens)
         order = list(range(len(tokens)))
         if not self.stateful:
             order.sort(key=lambda i: -len(tokens[i]))  # stable: equal lengths keep their order
+        as_lanes = self._as_lanes(encoded)
+        group = LANES if as_lanes else self.batch_size
         results: list[Kept | None] = [None] * len(tokens)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            batch = self.embed_batch([tokens[i] for i in rows])
+        for start in range(0, len(order), group):
+            rows = order[start : start + group]
+            with rows_alone() if as_lanes else contextlib.nullcontext():
+                batch = self.embed_batch([tokens[i] for i in rows])
             layers = batch.layers.cpu()  # (L, B, T, 2D)
             lengths = batch.mask.sum(dim=1).tolist()  # (B,) words, or pieces with units="pieces"
             for row, index in enumerate(rows):
@@ -287,21 +295,45 @@ class ElmoEmbedder:
         return results
 
     @torch.inference_mode()
-    def _encode_ahead(self, tokens: list[list[str]]) -> None:
+    def _encode_ahead(self, tokens: list[list[str]]) -> bool:
         """Put the token vectors of a window's distinct units in the token cache, in few passes
         of the character CNN (``TokenVectorCache.encode_ahead``): the same bits as encoding them
-        batch by batch, with its weights read once per pass instead of once per batch."""
+        batch by batch, with its weights read once per pass instead of once per batch.
+
+        Returns:
+            whether every unit of the window is in the cache now.
+        """
         cache = self.bilm.token_cache
         if cache is None or not cache.applies(self.bilm.char_cnn):
-            return
+            return False
         units = {
             unit for sentence in tokens for word in self.tokenizer.word_units(sentence) for unit in word
         }  # the words, or their pieces
         if not units or len(units) > cache.max_entries:
-            return
+            return False
         width = self.bilm.config.char_cnn.max_characters_per_token
         char_ids = batch_to_ids([sorted(units)], width)[0].to(self.device)  # (U, W)
         cache.encode_ahead(self.bilm.char_cnn, char_ids)
+        return True
+
+    def _as_lanes(self, encoded: bool) -> bool:
+        """Whether a window embedded one sentence at a time runs its sentences as lanes
+        (``elmo.kernels.lanes``, up to ``LANES`` side by side), each bit for bit as if alone.
+
+        Only where nothing else in a batch depends on its other sentences: stateless, a words
+        model, every token's vector already in the cache (``encoded``: the character CNN then
+        runs on the same rows either way), an LSTM on the CPU with a kernel that computes rows
+        as if alone (``RecurrenceKernel.rows_alone``: the exact one).
+        """
+        return (
+            encoded
+            and self.batch_size == 1
+            and not self.stateful
+            and self.tokenizer.kind == "words"
+            and self.device.type == "cpu"
+            and self.bilm.config.contextualizer == "lstm"
+            and getattr(self.bilm.kernel, "rows_alone", False)
+        )
 
     def embed_sentence(
         self, sentence: Sentence, output: LayerChoice = "all", numpy: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from elmo.data.characters import batch_to_ids
 from elmo.embedder import Elmo, ElmoEmbedder
+from elmo.model import BiLM
 from elmo.pretrained import save_pretrained
 
 SENTENCES = ["I live near the bank of America", "the bank", "We sat on the bank of the river", "x"]
@@ -243,3 +245,58 @@ def test_a_transformer_with_sentencepiece_units_pools_words(tmp_path, tiny_trans
     sentences = ["Кошка спала .", "河边有一座古老的桥。 ok"]
     vectors = embedder.embed_sentences(sentences, output="all")
     assert [v.shape for v in vectors] == [(4, 3, 16), (4, 2, 16)]
+
+
+def _lane_bilm(tiny_config) -> BiLM:
+    """``tiny_config`` with a cell size lanes take (a multiple of 64), seeded weights."""
+    config = dataclasses.replace(tiny_config, lstm=dataclasses.replace(tiny_config.lstm, cell_size=64))
+    torch.manual_seed(0)
+    return BiLM(config).eval()
+
+
+def test_one_sentence_at_a_time_runs_the_sentences_as_lanes_with_the_same_bits(tiny_config, monkeypatch):
+    from elmo.embedder import LANES
+    from elmo.kernels import lanes
+
+    runs, lanes_layer = [], lanes.lanes_layer
+
+    def counting(layer, inputs, *args):
+        runs.append(len(inputs))
+        return lanes_layer(layer, inputs, *args)
+
+    monkeypatch.setattr(lanes, "lanes_layer", counting)
+    words = ["the", "bank", "of", "the", "river", "is", "near", "a", "bank", "of", "America"]
+    words += ["and", "we", "sat", "there"]
+    sentences = [words[i % 7 : i % 7 + 1 + (i * 5) % 11] for i in range(LANES + 9)]  # 1-11 words
+    plain = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)
+    monkeypatch.setattr(plain, "_as_lanes", lambda encoded: False)
+    expected = plain.embed_sentences(sentences)
+    assert runs == []
+    embedder = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)
+    seen = _recording_batch_lengths(embedder)
+    actual = embedder.embed_sentences(sentences)
+    assert [len(batch) for batch in seen] == [LANES, 9]  # longest first, LANES at a time
+    assert runs and max(runs) == LANES  # every layer of both stacks ran them as lanes
+    for a, e in zip(actual, expected, strict=True):
+        assert torch.equal(a, e)
+
+
+def test_lanes_only_where_nothing_else_depends_on_the_other_sentences(tiny_config, tiny_bilm):
+    assert ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)._as_lanes(encoded=True)
+    assert not ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)._as_lanes(encoded=False)  # the CNN
+    for kwargs in ({"batch_size": 2}, {"stateful": True}, {"kernel": "fused"}):
+        embedder = ElmoEmbedder(_lane_bilm(tiny_config), **{"batch_size": 1, **kwargs})
+        assert not embedder._as_lanes(encoded=True), kwargs
+    cache_off = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1, cache_size=0)
+    assert not cache_off._encode_ahead([["the", "bank"]])  # no cache: the CNN runs per batch
+
+
+def test_where_lanes_do_not_apply_the_sentences_run_one_by_one_with_the_same_bits(tiny_bilm, monkeypatch):
+    sentences = [s.split() for s in SENTENCES * 5]  # the tiny model's cell size, 16, takes no lanes
+    plain = ElmoEmbedder(tiny_bilm, batch_size=1)
+    monkeypatch.setattr(plain, "_as_lanes", lambda encoded: False)
+    expected = plain.embed_sentences(sentences)
+    embedder = ElmoEmbedder(tiny_bilm, batch_size=1)
+    assert embedder._as_lanes(encoded=True)
+    for actual, wanted in zip(embedder.embed_sentences(sentences), expected, strict=True):
+        assert torch.equal(actual, wanted)

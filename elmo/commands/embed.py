@@ -9,6 +9,8 @@ or, with ``--pieces``, its pieces.
 The order of computation is free, the output's is not. By default (stateless) the command reads
 ``WINDOW`` batches of lines at a time, embeds them longest first (``ElmoEmbedder.stream_sentences``:
 batches of similar lengths run faster) and writes them in file order, so memory holds one window.
+With ``--batch-size 1`` a window's lines run side by side as lanes, each line's vectors bit for
+bit those of a batch of its own (``ElmoEmbedder``, ``elmo.kernels.lanes``).
 With ``--stateful`` each batch row continues the row before it, so batches are consecutive lines
 in file order, as in ``allennlp elmo``: with the same ``--batch-size`` it reproduces the reference
 tools' outputs.

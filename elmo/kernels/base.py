@@ -33,11 +33,15 @@ class RecurrenceKernel:
     fixtures then match), False when it is equal only up to float rounding.
     ``trains``: False for a kernel offered for inference only (it refuses a gradient, and
     ``trainer.kernel`` does not accept it).
+    ``rows_alone``: True when ``run_layer`` honours ``elmo.kernels.lanes.rows_alone()`` (each row
+    of a batch computed as if alone, bit for bit), which ``ElmoEmbedder`` then uses one sentence
+    at a time.
     """
 
     name = "reference"
     exact = True
     trains = True
+    rows_alone = False
 
     def run_layer(
         self,

@@ -23,6 +23,7 @@ is kept for later processes on the same machine and settings: ``probe_store``):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -448,17 +449,19 @@ _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process id, its pool
 
 
 def on_side_thread(function: Callable[[], T]) -> Callable[[], T]:
-    """Start ``function`` on the side thread, in the caller's grad mode; -> wait for its result."""
+    """Start ``function`` on the side thread, in the caller's grad mode and context; -> wait for
+    its result."""
     global _POOL
     if _POOL is None or _POOL[0] != os.getpid():  # a forked child has no copy of the thread
         _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="elmo-backward"))
     inference = torch.is_inference_mode_enabled()
+    context = contextvars.copy_context()  # the caller's context variables (``lanes.rows_alone``)
 
     def in_callers_mode() -> T:
         with torch.inference_mode(inference), torch.no_grad():
             return function()
 
-    return _POOL[1].submit(in_callers_mode).result
+    return _POOL[1].submit(context.run, in_callers_mode).result
 
 
 def on_one_thread(function: Callable[[], T]) -> Callable[[], T]:

@@ -41,6 +41,7 @@ from elmo.kernels.cpu import (
     thread_count,
     threads_for,
 )
+from elmo.kernels.lanes import rows_alone_layer, rows_alone_requested
 from elmo.kernels.scripted import has_plain_cell, optional_float, scripted_loop
 from elmo.modules.lstm import LayerStep, LstmLayer, active_rows
 
@@ -52,8 +53,12 @@ class ExactKernel(RecurrenceKernel):
 
     name = "exact"
     exact = True
+    rows_alone = True
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
+        if len(lengths) > 1 and rows_alone_requested() and not needs_gradient(layer, inputs, state):
+            threads = step_placement(layer)[1](1)  # what a step of one row runs on
+            return rows_alone_layer(layer, inputs, lengths, state, reverse, threads, self.run_layer)
         has_steps = bool(lengths) and lengths[0] > 0
         if has_steps and inputs.device.type == "cpu" and needs_gradient(layer, inputs, state):
             with torch.no_grad():  # the products' levers that keep the bits without a gradient

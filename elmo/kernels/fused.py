@@ -43,6 +43,7 @@ class FusedKernel(ExactKernel):
 
     name = "fused"
     exact = False
+    rows_alone = False  # its steps of 16 rows or more are not row by row
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
         if runs_scripted(layer, inputs, lengths, state) and (loop := scripted_loop()) is not None:
