@@ -301,7 +301,9 @@ class ElmoEmbedder:
         batch by batch, with its weights read once per pass instead of once per batch.
 
         Returns:
-            whether every unit of the window is in the cache now.
+            whether every unit of the window is in the cache now, with room left for the
+            sentence boundaries' two vectors (so that no unit of the window is evicted while its
+            batches run).
         """
         cache = self.bilm.token_cache
         if cache is None or not cache.applies(self.bilm.char_cnn):
@@ -314,7 +316,7 @@ class ElmoEmbedder:
         width = self.bilm.config.char_cnn.max_characters_per_token
         char_ids = batch_to_ids([sorted(units)], width)[0].to(self.device)  # (U, W)
         cache.encode_ahead(self.bilm.char_cnn, char_ids)
-        return True
+        return len(units) + 2 <= cache.max_entries
 
     def _as_lanes(self, encoded: bool) -> bool:
         """Whether a window embedded one sentence at a time runs its sentences as lanes

@@ -300,3 +300,10 @@ def test_where_lanes_do_not_apply_the_sentences_run_one_by_one_with_the_same_bit
     assert embedder._as_lanes(encoded=True)
     for actual, wanted in zip(embedder.embed_sentences(sentences), expected, strict=True):
         assert torch.equal(actual, wanted)
+
+
+def test_lanes_need_every_token_of_the_window_cached_with_room_for_the_boundaries(tiny_config):
+    sentence = ["the", "bank", "of", "the", "river"]  # 4 distinct words
+    for cache_size, encoded in ((6, True), (5, False), (3, False)):
+        embedder = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1, cache_size=cache_size)
+        assert embedder._encode_ahead([sentence]) is encoded, cache_size
