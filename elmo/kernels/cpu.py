@@ -246,11 +246,16 @@ def blocked_products(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     ``few_row_products_exact`` says so (a GEMM over all S * R rows would round differently).
     """
     items, _, in_dim = x.shape
-    block = max(64, BLOCK_BYTES // (weight.element_size() * in_dim) // 64 * 64)
     parts = [
-        torch.bmm(x, part.t().expand(items, in_dim, part.shape[0])) for part in weight.split(block)
+        torch.bmm(x, part.t().expand(items, in_dim, part.shape[0]))
+        for part in weight.split(block_rows(weight))
     ]  # each (S, R, block)
     return torch.cat(parts, dim=-1)  # (S, R, out)
+
+
+def block_rows(weight: torch.Tensor) -> int:
+    """The weight rows of one ``blocked_products`` block: about BLOCK_BYTES, a multiple of 64."""
+    return max(64, BLOCK_BYTES // (weight.element_size() * weight.shape[1]) // 64 * 64)
 
 
 def few_row_products_exact(weight: torch.Tensor, rows: int) -> bool:

@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple  # noqa: UP035 (TorchScript reads these
 import torch
 from torch import nn
 
-from elmo.kernels.cpu import BLOCK_BYTES, blocked_products, few_row_products_exact, thread_count
+from elmo.kernels.cpu import block_rows, blocked_products, few_row_products_exact, thread_count
 from elmo.kernels.probe_store import remembered
 from elmo.kernels.scripted import has_plain_cell, optional_float
 from elmo.modules.lstm import LstmLayer, active_rows
@@ -54,8 +54,7 @@ def rows_alone_requested() -> bool:
 
 def weight_blocks(weight: torch.Tensor) -> list[torch.Tensor]:
     """(out, in) -> the (in, block) transposed blocks ``blocked_products`` reads, in order."""
-    block = max(64, BLOCK_BYTES // (weight.element_size() * weight.shape[1]) // 64 * 64)
-    return [part.t() for part in weight.split(block)]
+    return [part.t() for part in weight.split(block_rows(weight))]
 
 
 def lanes_apply(layer: LstmLayer, inputs: torch.Tensor, threads: int) -> bool:
