@@ -42,3 +42,15 @@ def mask_of(lengths: list[int], steps: int | None = None) -> torch.Tensor:
     """(B, T) bool mask of rows with these lengths."""
     steps = max(lengths) if steps is None else steps
     return torch.arange(steps) < torch.tensor(lengths)[:, None]
+
+
+def chaotic_layer(cell_clip=3.0, projection_clip=3.0, cell_size: int = 128) -> LstmLayer:
+    """A layer (48 -> 48, cell ``cell_size``) whose recurrence turns any 1e-7 into a visible
+    difference within a few steps: the kernels' bit-for-bit tests use it."""
+    config = LSTMConfig(num_layers=1, cell_size=cell_size, projection_dim=48, cell_clip=cell_clip,
+                        projection_clip=projection_clip)  # fmt: skip
+    layer = LstmLayer(48, config)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.mul_(8.0)
+    return layer

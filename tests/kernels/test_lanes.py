@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lstm_cases import chaotic_layer
 
-from elmo.config import LSTMConfig
 from elmo.kernels import lanes
 from elmo.kernels.cpu import on_side_thread, one_thread_per_stack, thread_count
 from elmo.kernels.exact import ExactKernel
-from elmo.modules.lstm import LstmLayer
 
 EXACT = ExactKernel()
-
-
-def chaotic_layer(cell_size: int = 128, cell_clip=3.0, projection_clip=3.0) -> LstmLayer:
-    """A layer whose recurrence turns any 1e-7 into a visible difference within a few steps."""
-    config = LSTMConfig(num_layers=1, cell_size=cell_size, projection_dim=48, cell_clip=cell_clip,
-                        projection_clip=projection_clip)  # fmt: skip
-    layer = LstmLayer(48, config)
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.mul_(8.0)
-    return layer
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from lstm_cases import LENGTHS, make_layer, padded_inputs, random_state
+from lstm_cases import LENGTHS, chaotic_layer, make_layer, padded_inputs, random_state
 
 from elmo.config import LSTMConfig
 from elmo.kernels import exact, fused, scripted
@@ -16,17 +16,6 @@ from elmo.kernels.exact import ExactKernel, runs_scripted
 from elmo.modules.lstm import LstmLayer
 
 EXACT = ExactKernel()
-
-
-def chaotic_layer(cell_clip=3.0, projection_clip=3.0) -> LstmLayer:
-    """A layer whose recurrence turns any 1e-7 into a visible difference within a few steps."""
-    config = LSTMConfig(num_layers=1, cell_size=128, projection_dim=48, cell_clip=cell_clip,
-                        projection_clip=projection_clip)  # fmt: skip
-    layer = LstmLayer(48, config)
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.mul_(8.0)
-    return layer
 
 
 @pytest.fixture
