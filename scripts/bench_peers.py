@@ -6,6 +6,9 @@ docstring for what is installed, trimmed and patched, and how the weights are sh
 * ``elmo embed``: our command, the user's path: a fresh process that writes the HDF5 file
   (``--output``, default ``--all``; stateless, sorted windows);
 * ``elmo``: ``ElmoEmbedder.embed_sentences`` (all layers);
+* ``elmo per call`` (not run unless named in ``--implementations``): ``ElmoEmbedder.embed_sentence``
+  called once per sentence, as interactive use calls it (at batch size 1, ``embed_sentences``
+  runs many sentences side by side as lanes, which one call of one sentence cannot);
 * ``allennlp``: AllenNLP's ``_ElmoBiLm`` driven as its ``ElmoEmbedder.embed_sentences`` was
   (``peers.allennlp_embed``: batches in input order, stateful, all layers as numpy);
 * ``manylangs``: ELMoForManyLangs' ``Embedder(model, batch_size).sents2elmo(sentences,
@@ -76,6 +79,7 @@ from bench_embed import TEXT, _cpu_model, elmo_command, load_sentences, timed_pr
 from peers import SCRATCH, allennlp_embed, manylangs_train_steps, peer_environment, setup
 
 IMPLEMENTATIONS = ("elmo embed", "elmo", "allennlp", "manylangs")
+OURS = ("elmo embed", "elmo", "elmo per call")
 CASES = "small:64:2000,original:64:500,small:1:200"
 TRAINERS = ("elmo", "manylangs")  # AllenNLP's modules hold no language-model trainer
 TRAIN_CASES = "small:64"
@@ -85,7 +89,7 @@ TRAIN_TEXT = TEXT.parent / "wiki.train.tokens"
 def ours(name: str) -> tuple[str, str]:
     """``"elmo embed --kernel bf16"`` -> ``("elmo embed", "bf16")``; a peer's kernel is ``""``."""
     base, _, kernel = name.partition(" --kernel ")
-    return base, kernel or ("exact" if base in ("elmo embed", "elmo") else "")
+    return base, kernel or ("exact" if base in OURS else "")
 
 
 def variants(names: list[str], kernels: list[str]) -> list[str]:
@@ -158,12 +162,16 @@ def run_child(spec: dict) -> dict:
     sentences = load_sentences(Path(spec["text"]), spec["sentences"])
     model = Path(spec["model"])
     (name, kernel), batch_size = ours(spec["implementation"]), spec["batch_size"]
-    if name == "elmo":
+    if name in ("elmo", "elmo per call"):
         from elmo.embedder import ElmoEmbedder
 
         embedder = ElmoEmbedder.from_published(model / "options.json", model / "weights.hdf5",
                                                batch_size=batch_size, kernel=kernel)  # fmt: skip
         embed = embedder.embed_sentences
+        if name == "elmo per call":
+
+            def embed(sentences):
+                return [embedder.embed_sentence(sentence) for sentence in sentences]
     elif name == "allennlp":
         from allennlp.data.token_indexers.elmo_indexer import ELMoCharacterMapper
         from allennlp.modules.elmo import _ElmoBiLm

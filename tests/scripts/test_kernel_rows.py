@@ -30,6 +30,7 @@ def test_each_other_kernel_adds_our_rows_and_a_ratio_column(scripts):
     assert names == ["elmo embed", "elmo", "manylangs", "elmo embed --kernel bf16", "elmo --kernel bf16"]
     assert bench_peers.ours("elmo embed --kernel bf16") == ("elmo embed", "bf16")
     assert bench_peers.ours("elmo") == ("elmo", "exact") and bench_peers.ours("manylangs") == ("manylangs", "")
+    assert bench_peers.ours("elmo per call") == ("elmo per call", "exact")  # embed_sentence, one each
     case = {"name": "original:64:10", "tokens": 1000}
     times = {"elmo embed": (2.0, None), "elmo": (2.5, 1.5), "manylangs": (8.0, 6.0),
              "elmo embed --kernel bf16": (1.0, None), "elmo --kernel bf16": (1.5, 0.5)}  # fmt: skip
