@@ -10,9 +10,9 @@ float32 inside oneDNN and hands back bfloat16, turned to float32 before anything
 
 * on a layer whose recurrent weight has ``BF16_FEW_ROWS_MIN_WEIGHTS`` elements or more (the
   published ORIGINAL shape), every product, one sentence at a time included;
-* on a smaller layer (the published small and medium shapes), the products of ``BF16_MIN_ROWS`` rows or
-  more; the steps with fewer rows stay float32, and a batch of fewer than 16 sentences, which
-  has no step of 16 rows, runs the exact kernel bit for bit (its TorchScript loop was faster
+* on a smaller layer (the published small and medium shapes), the products of
+  ``BF16_MIN_ROWS`` rows or more; the steps with fewer rows stay float32, and a batch of fewer
+  than 16 sentences, which has no step of 16 rows, runs the exact kernel bit for bit (its TorchScript loop was faster
   there than any bfloat16 step from Python, ``docs/benchmarks.md``).
 
 The input projections are taken a chunk of steps at a time over the rows still in their

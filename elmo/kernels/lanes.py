@@ -30,7 +30,7 @@ from torch import nn
 
 from elmo.kernels.cpu import block_rows, blocked_products, few_row_products_exact, thread_count
 from elmo.kernels.probe_store import remembered
-from elmo.kernels.scripted import has_plain_cell, optional_float
+from elmo.kernels.scripted import carry_rows, cell_memory, has_plain_cell, optional_float
 from elmo.modules.lstm import LstmLayer, active_rows
 
 LANE_CELL_MULTIPLE = 64  # the cell size a multiple of this: each row's elements vectorize as alone
@@ -98,6 +98,15 @@ def _bias_after_probe(weight: torch.Tensor) -> bool:
         return torch.equal(blocked_products(x, probe) + bias, alone)
 
 
+def lane_products(x: torch.Tensor, blocks: List[torch.Tensor]) -> torch.Tensor:  # noqa: UP006
+    """``cpu.blocked_products`` of one row per item: x (R, in) -> (R, out), each row's product
+    its own ``bmm`` item; ``blocks``: ``weight_blocks`` of the (out, in) weight."""
+    lanes = x.unsqueeze(1)  # (R, 1, in)
+    rows = lanes.shape[0]
+    parts = [torch.bmm(lanes, block.expand(rows, block.shape[0], block.shape[1])) for block in blocks]
+    return torch.cat(parts, dim=-1).squeeze(1)  # (R, out)
+
+
 def run_lane_steps(
     step_inputs: List[torch.Tensor],  # noqa: UP006
     hidden: torch.Tensor,
@@ -108,7 +117,8 @@ def run_lane_steps(
     cell_clip: Optional[float],  # noqa: UP045
     projection_clip: Optional[float],  # noqa: UP045
 ) -> Tuple[List[torch.Tensor], torch.Tensor, torch.Tensor]:  # noqa: UP006
-    """``scripted.run_steps`` with each row's products one-row ``bmm`` items (module docstring).
+    """``scripted.run_steps`` with each row's products one-row ``bmm`` items (module docstring),
+    its cell and carry the same functions (``scripted.cell_memory``, ``scripted.carry_rows``).
 
     Args:
         step_inputs: the input projections (R_t, 4H) of the steps to run, in the loop's order,
@@ -122,44 +132,14 @@ def run_lane_steps(
         each step's output (B, D), zero for rows past their sentence, and the state after.
     """
     outputs: List[torch.Tensor] = []  # noqa: UP006
-    batch = hidden.shape[0]
     for step_input in step_inputs:
         rows = step_input.shape[0]
-        lanes = hidden[:rows].unsqueeze(1)  # (R, 1, D): one item per row
-        recurrent = torch.cat(
-            [
-                torch.bmm(lanes, block.expand(rows, block.shape[0], block.shape[1]))
-                for block in recurrent_blocks
-            ],
-            dim=-1,
-        )  # (R, 1, 4H)
-        gates = step_input + (recurrent.squeeze(1) + bias)  # (R, 4H)
-        input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)  # 4 x (R, H)
-        new_memory = (
-            torch.sigmoid(input_gate) * torch.tanh(candidate)
-            + torch.sigmoid(forget_gate) * memory[:rows]
-        )
-        if cell_clip is not None:
-            new_memory = new_memory.clamp(-cell_clip, cell_clip)
-        squashed = (torch.sigmoid(output_gate) * torch.tanh(new_memory)).unsqueeze(1)  # (R, 1, H)
-        new_hidden = torch.cat(
-            [
-                torch.bmm(squashed, block.expand(rows, block.shape[0], block.shape[1]))
-                for block in projection_blocks
-            ],
-            dim=-1,
-        ).squeeze(1)  # (R, D)
+        gates = step_input + (lane_products(hidden[:rows], recurrent_blocks) + bias)  # (R, 4H)
+        squashed, new_memory = cell_memory(gates, memory[:rows], cell_clip)  # (R, H), (R, H)
+        new_hidden = lane_products(squashed, projection_blocks)  # (R, D)
         if projection_clip is not None:
             new_hidden = new_hidden.clamp(-projection_clip, projection_clip)
-        if rows == batch:  # ``carry``
-            outputs.append(new_hidden)
-            hidden, memory = new_hidden, new_memory
-        else:
-            outputs.append(
-                torch.cat([new_hidden, new_hidden.new_zeros([batch - rows, new_hidden.shape[1]])])
-            )
-            hidden = torch.cat([new_hidden, hidden[rows:]])
-            memory = torch.cat([new_memory, memory[rows:]])
+        hidden, memory = carry_rows(outputs, new_hidden, new_memory, hidden, memory)
     return outputs, hidden, memory
 
 

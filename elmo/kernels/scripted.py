@@ -58,26 +58,45 @@ def run_steps(
         each position's output (B, D), zero for rows past their sentence, and the state after.
     """
     outputs: List[torch.Tensor] = []  # noqa: UP006
-    batch = hidden.shape[0]
     for position in positions:
         step_input = step_inputs[position]  # (R, 4H)
         rows = step_input.shape[0]
         gates = step_input + nn.functional.linear(hidden[:rows], recurrent_weight, bias)  # (R, 4H)
-        input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)  # 4 x (R, H)
-        new_memory = torch.sigmoid(input_gate) * torch.tanh(candidate) + torch.sigmoid(forget_gate) * memory[:rows]
-        if cell_clip is not None:
-            new_memory = new_memory.clamp(-cell_clip, cell_clip)
-        new_hidden = nn.functional.linear(torch.sigmoid(output_gate) * torch.tanh(new_memory), projection_weight)
+        squashed, new_memory = cell_memory(gates, memory[:rows], cell_clip)  # (R, H), (R, H)
+        new_hidden = nn.functional.linear(squashed, projection_weight)
         if projection_clip is not None:
             new_hidden = new_hidden.clamp(-projection_clip, projection_clip)  # (R, D)
-        if rows == batch:  # ``carry``
-            outputs.append(new_hidden)
-            hidden, memory = new_hidden, new_memory
-        else:
-            outputs.append(torch.cat([new_hidden, new_hidden.new_zeros([batch - rows, new_hidden.shape[1]])]))
-            hidden = torch.cat([new_hidden, hidden[rows:]])
-            memory = torch.cat([new_memory, memory[rows:]])
+        hidden, memory = carry_rows(outputs, new_hidden, new_memory, hidden, memory)
     return outputs, hidden, memory
+
+
+def cell_memory(
+    gates: torch.Tensor, memory: torch.Tensor, cell_clip: Optional[float]  # noqa: UP045
+) -> Tuple[torch.Tensor, torch.Tensor]:  # noqa: UP006
+    """``LstmLayer.cell`` up to its projection, call for call: gates (R, 4H), memory (R, H) ->
+    the projection's input (R, H) and the new memory (R, H)."""
+    input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)  # 4 x (R, H)
+    new_memory = torch.sigmoid(input_gate) * torch.tanh(candidate) + torch.sigmoid(forget_gate) * memory
+    if cell_clip is not None:
+        new_memory = new_memory.clamp(-cell_clip, cell_clip)
+    return torch.sigmoid(output_gate) * torch.tanh(new_memory), new_memory
+
+
+def carry_rows(
+    outputs: List[torch.Tensor],  # noqa: UP006
+    new_hidden: torch.Tensor,
+    new_memory: torch.Tensor,
+    hidden: torch.Tensor,
+    memory: torch.Tensor,
+) -> Tuple[torch.Tensor, torch.Tensor]:  # noqa: UP006
+    """``lstm.carry``: append the step's output (B, D), zero for rows past their sentence, to
+    ``outputs``; -> the state (B, D), (B, H) with the step's R rows updated."""
+    batch, rows = hidden.shape[0], new_hidden.shape[0]
+    if rows == batch:
+        outputs.append(new_hidden)
+        return new_hidden, new_memory
+    outputs.append(torch.cat([new_hidden, new_hidden.new_zeros([batch - rows, new_hidden.shape[1]])]))
+    return torch.cat([new_hidden, hidden[rows:]]), torch.cat([new_memory, memory[rows:]])
 
 
 _COMPILING = threading.Lock()  # the two stacks reach their first layer at once
