@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
-import threading
-import warnings
 from collections.abc import Callable, Iterator
 from typing import List, Optional, Tuple  # noqa: UP035 (TorchScript reads these annotations)
 
@@ -30,7 +27,7 @@ from torch import nn
 
 from elmo.kernels.cpu import block_rows, blocked_products, few_row_products_exact, thread_count
 from elmo.kernels.probe_store import remembered
-from elmo.kernels.scripted import carry_rows, cell_memory, has_plain_cell, optional_float
+from elmo.kernels.scripted import carry_rows, cell_memory, compiled, has_plain_cell, optional_float
 from elmo.modules.lstm import LstmLayer, active_rows
 
 LANE_CELL_MULTIPLE = 64  # the cell size a multiple of this: each row's elements vectorize as alone
@@ -103,7 +100,9 @@ def lane_products(x: torch.Tensor, blocks: List[torch.Tensor]) -> torch.Tensor: 
     its own ``bmm`` item; ``blocks``: ``weight_blocks`` of the (out, in) weight."""
     lanes = x.unsqueeze(1)  # (R, 1, in)
     rows = lanes.shape[0]
-    parts = [torch.bmm(lanes, block.expand(rows, block.shape[0], block.shape[1])) for block in blocks]
+    parts = [
+        torch.bmm(lanes, block.expand(rows, block.shape[0], block.shape[1])) for block in blocks
+    ]  # each (R, 1, block)
     return torch.cat(parts, dim=-1).squeeze(1)  # (R, out)
 
 
@@ -143,30 +142,12 @@ def run_lane_steps(
     return outputs, hidden, memory
 
 
-_COMPILING = threading.Lock()  # the two stacks reach their first layer at once
-
-
 def lane_loop() -> Callable:
     """``run_lane_steps`` compiled by TorchScript (once per process); where that fails, warned
     once, the Python function itself (the same calls: the same bits, slower)."""
-    with _COMPILING:
-        return _compiled_lane_loop()
-
-
-@functools.cache
-def _compiled_lane_loop() -> Callable:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's, in torch 2.x
-            return torch.jit.script(run_lane_steps)
-    except Exception as error:  # noqa: BLE001 (any failure: the Python loop is the fallback)
-        warnings.warn(
-            f"could not compile the lanes' loop with TorchScript ({type(error).__name__}: {error}); "
-            "sentences side by side run the loop from Python, slower but with the same bits",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return run_lane_steps
+    fallback = "sentences side by side run the loop from Python"
+    loop = compiled(run_lane_steps, "the lanes' loop", fallback)
+    return loop if loop is not None else run_lane_steps
 
 
 def lanes_layer(

@@ -76,7 +76,9 @@ def cell_memory(
     """``LstmLayer.cell`` up to its projection, call for call: gates (R, 4H), memory (R, H) ->
     the projection's input (R, H) and the new memory (R, H)."""
     input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)  # 4 x (R, H)
-    new_memory = torch.sigmoid(input_gate) * torch.tanh(candidate) + torch.sigmoid(forget_gate) * memory
+    new_memory = (
+        torch.sigmoid(input_gate) * torch.tanh(candidate) + torch.sigmoid(forget_gate) * memory
+    )
     if cell_clip is not None:
         new_memory = new_memory.clamp(-cell_clip, cell_clip)
     return torch.sigmoid(output_gate) * torch.tanh(new_memory), new_memory
@@ -95,7 +97,8 @@ def carry_rows(
     if rows == batch:
         outputs.append(new_hidden)
         return new_hidden, new_memory
-    outputs.append(torch.cat([new_hidden, new_hidden.new_zeros([batch - rows, new_hidden.shape[1]])]))
+    padding = new_hidden.new_zeros([batch - rows, new_hidden.shape[1]])
+    outputs.append(torch.cat([new_hidden, padding]))
     return torch.cat([new_hidden, hidden[rows:]]), torch.cat([new_memory, memory[rows:]])
 
 
@@ -105,22 +108,29 @@ _COMPILING = threading.Lock()  # the two stacks reach their first layer at once
 def scripted_loop() -> Callable | None:
     """``run_steps`` compiled by TorchScript (once per process); None, with a warning, where
     that fails."""
+    fallback = "one sentence at a time runs the loop from Python"
+    return compiled(run_steps, "the recurrence's loop", fallback)
+
+
+def compiled(function: Callable, what: str, fallback: str) -> Callable | None:
+    """``function`` compiled by TorchScript, once per process (under a lock); where that fails,
+    None, with a warning naming ``what`` and what runs instead (``fallback``)."""
     with _COMPILING:
-        return _compiled_loop()
+        return _script(function, what, fallback)
 
 
 @functools.cache
-def _compiled_loop() -> Callable | None:
+def _script(function: Callable, what: str, fallback: str) -> Callable | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script's, in torch 2.x
-            return torch.jit.script(run_steps)
+            return torch.jit.script(function)
     except Exception as error:  # noqa: BLE001 (any failure: the Python loop is the fallback)
         warnings.warn(
-            f"could not compile the recurrence's loop with TorchScript ({type(error).__name__}: "
-            f"{error}); one sentence at a time runs the loop from Python, slower but with the same bits",
+            f"could not compile {what} with TorchScript ({type(error).__name__}: {error}); "
+            f"{fallback}, slower but with the same bits",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return None
 

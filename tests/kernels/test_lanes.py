@@ -7,7 +7,7 @@ import pytest
 import torch
 from lstm_cases import chaotic_layer
 
-from elmo.kernels import lanes
+from elmo.kernels import lanes, scripted
 from elmo.kernels.cpu import on_side_thread, one_thread_per_stack, thread_count
 from elmo.kernels.exact import ExactKernel
 
@@ -152,8 +152,9 @@ def test_without_torchscript_the_lanes_run_from_python_with_a_warning(monkeypatc
     def refuse(function):
         raise RuntimeError("no TorchScript here")
 
+    scripted._script.cache_clear()
+    assert scripted.scripted_loop() is not None  # the one-row loop compiled: only the lanes' fails
     monkeypatch.setattr(torch.jit, "script", refuse)
-    lanes._compiled_lane_loop.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="lanes' loop.*same bits"):
             loop = lanes.lane_loop()
@@ -169,7 +170,7 @@ def test_without_torchscript_the_lanes_run_from_python_with_a_warning(monkeypatc
         assert lane_runs == [len(lengths)]
         assert_same(actual, expected)
     finally:
-        lanes._compiled_lane_loop.cache_clear()
+        scripted._script.cache_clear()
 
 
 def test_the_bias_probe_answers_for_the_machine_at_hand():

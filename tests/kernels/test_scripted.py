@@ -112,7 +112,7 @@ def test_without_torchscript_the_loop_runs_from_python_with_a_warning(monkeypatc
     def unavailable(function):
         raise RuntimeError("no TorchScript here")
 
-    scripted._compiled_loop.cache_clear()
+    scripted._script.cache_clear()
     monkeypatch.setattr(torch.jit, "script", unavailable)
     try:
         with pytest.warns(RuntimeWarning, match="no TorchScript here.*same bits"):
@@ -123,7 +123,7 @@ def test_without_torchscript_the_loop_runs_from_python_with_a_warning(monkeypatc
         with torch.no_grad():
             assert_same(EXACT.run_layer(layer, inputs, [9, 4], state, False), layer(inputs, [9, 4], state, False))
     finally:
-        scripted._compiled_loop.cache_clear()
+        scripted._script.cache_clear()
 
 
 def test_the_fused_kernel_runs_few_rows_without_a_gradient_by_the_exact_kernels_loop(calls, monkeypatch):
@@ -156,7 +156,7 @@ def test_two_stacks_reaching_their_first_layer_at_once_compile_the_loop_once(mon
         time.sleep(0.2)  # the other thread arrives meanwhile
         return compile_loop(function)
 
-    scripted._compiled_loop.cache_clear()
+    scripted._script.cache_clear()
     monkeypatch.setattr(torch.jit, "script", slow_compile)
     try:
         loops = []
@@ -167,4 +167,4 @@ def test_two_stacks_reaching_their_first_layer_at_once_compile_the_loop_once(mon
             thread.join()
         assert len(compiles) == 1 and loops[0] is loops[1] is not None
     finally:
-        scripted._compiled_loop.cache_clear()
+        scripted._script.cache_clear()
