@@ -1,4 +1,5 @@
-"""Tests for elmo.modules.loading: a model built for loading draws no random weights."""
+"""Tests for elmo.modules.loading: a model built for loading draws no random weights, and its
+weights start at 64-byte boundaries, as a model built in memory reads them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from elmo.data.characters import batch_to_ids
 from elmo.model import BiLM
-from elmo.modules.loading import without_random_init
+from elmo.modules.loading import ALIGNMENT, aligned, without_random_init
 from elmo.pretrained import from_pretrained, save_pretrained
 from elmo.published import export_published, load_published
 
@@ -65,3 +67,19 @@ def test_loading_draws_nothing_from_the_generator_and_keeps_the_weights(
     assert all(p.is_contiguous() and p.requires_grad for p in parameters)
     assert len({p.data_ptr() for p in parameters}) == len(parameters)
     assert torch.equal(loaded.bos_char_ids, tiny_bilm.bos_char_ids)
+    # at 64-byte boundaries, as in the model that wrote them (the tiny shapes put some off one in
+    # both files): so the same bits, one-row products included (a batch of one sentence)
+    assert all(p.data_ptr() % ALIGNMENT == 0 for p in parameters)
+    ids = batch_to_ids([["The", "bank", "of", "the", "river", "."]])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).layers, tiny_bilm(ids).layers)
+
+
+def test_aligned_copies_only_what_is_off_a_boundary():
+    storage = torch.arange(40, dtype=torch.float32)
+    assert storage.data_ptr() % ALIGNMENT == 0
+    assert aligned(storage) is storage
+    off = storage[3:35].view(4, 8)  # 12 bytes past the boundary
+    moved = aligned(off)
+    assert moved.data_ptr() % ALIGNMENT == 0 and moved.is_contiguous()
+    assert torch.equal(moved, off) and moved.dtype == off.dtype
