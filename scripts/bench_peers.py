@@ -22,9 +22,9 @@ embed`` the writing), with its peak RSS (``wait4``); the three Python ones also 
 embedding call alone (``embedding``). For ``elmo embed`` that column is the command past its
 start: each run is followed by one on the case's first sentence alone, and the difference of the
 two times (the other sentences from their first batch to the file closed, as issue 16 timed the
-commands) gives the rate of the other sentences' tokens. Rounds interleave the implementations (rotating which goes
-first) and the cases; the table gives medians over the rounds and the largest peak RSS. Threads:
-``--threads`` for every process (torch, OMP and MKL).
+commands) gives the rate of the other sentences' tokens. Rounds interleave the implementations
+(rotating which goes first) and the cases; the table gives medians over the rounds and the
+largest peak RSS. Threads: ``--threads`` for every process (torch, OMP and MKL).
 
 Our kernels (``--kernels``, default ``exact``): each other kernel named adds our two rows again,
 as ``elmo embed --kernel K`` and ``elmo --kernel K`` (and ``elmo --kernel K`` in training), in
@@ -241,7 +241,7 @@ def parse_cases(text: str, corpus: Path, scratch: Path) -> list[dict]:
         sentences = load_sentences(corpus, int(count))
         file = scratch / f"sentences-{len(sentences)}.txt"
         file.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
-        first = scratch / "sentences-first.txt"
+        first = scratch / f"sentences-{len(sentences)}-first.txt"
         first.write_text(" ".join(sentences[0]) + "\n", encoding="utf-8")
         cases.append({"name": item, "shape": shape, "batch_size": int(batch_size),
                       "sentences": len(sentences), "tokens": sum(map(len, sentences)),
