@@ -325,7 +325,7 @@ class ElmoEmbedder:
         Only where nothing else in a batch depends on its other sentences: stateless, a words
         model, every token's vector already in the cache (``encoded``: the character CNN then
         runs on the same rows either way), an LSTM on the CPU with a kernel that computes rows
-        as if alone (``RecurrenceKernel.rows_alone``: the exact one).
+        as if alone (``RecurrenceKernel.rows_alone``: the exact, fused and bf16 ones).
         """
         return (
             encoded

@@ -254,9 +254,16 @@ def _lane_bilm(tiny_config) -> BiLM:
     return BiLM(config).eval()
 
 
-def test_one_sentence_at_a_time_runs_the_sentences_as_lanes_with_the_same_bits(tiny_config, monkeypatch):
+@pytest.mark.parametrize("kernel", ["exact", "fused", "bf16"])
+def test_one_sentence_at_a_time_runs_the_sentences_as_lanes_with_the_same_bits(
+    kernel, tiny_config, monkeypatch
+):
+    """Each sentence's vectors as without lanes; the fused and bf16 kernels run one sentence as
+    the exact kernel does (a small layer), so theirs are the exact kernel's too."""
     from elmo.embedder import LANES
-    from elmo.kernels import lanes
+    from elmo.kernels import bf16, lanes
+
+    monkeypatch.setattr(bf16, "native_bf16", lambda device_type: True)  # emulated: the same values
 
     runs, lanes_layer = [], lanes.lanes_layer
 
@@ -272,7 +279,7 @@ def test_one_sentence_at_a_time_runs_the_sentences_as_lanes_with_the_same_bits(t
     monkeypatch.setattr(plain, "_as_lanes", lambda encoded: False)
     expected = plain.embed_sentences(sentences)
     assert runs == []
-    embedder = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)
+    embedder = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1, kernel=kernel)
     seen = _recording_batch_lengths(embedder)
     actual = embedder.embed_sentences(sentences)
     assert [len(batch) for batch in seen] == [LANES, 9]  # longest first, LANES at a time
@@ -284,9 +291,11 @@ def test_one_sentence_at_a_time_runs_the_sentences_as_lanes_with_the_same_bits(t
 def test_lanes_only_where_nothing_else_depends_on_the_other_sentences(tiny_config, tiny_bilm):
     assert ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)._as_lanes(encoded=True)
     assert not ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1)._as_lanes(encoded=False)  # the CNN
-    for kwargs in ({"batch_size": 2}, {"stateful": True}, {"kernel": "fused"}):
+    for kwargs in ({"batch_size": 2}, {"stateful": True}):
         embedder = ElmoEmbedder(_lane_bilm(tiny_config), **{"batch_size": 1, **kwargs})
         assert not embedder._as_lanes(encoded=True), kwargs
+    for kernel in ("fused", "bf16"):  # they honour rows_alone() too (tests/kernels/test_lanes.py)
+        assert ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1, kernel=kernel)._as_lanes(encoded=True)
     cache_off = ElmoEmbedder(_lane_bilm(tiny_config), batch_size=1, cache_size=0)
     assert not cache_off._encode_ahead([["the", "bank"]])  # no cache: the CNN runs per batch
 

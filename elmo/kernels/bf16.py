@@ -12,8 +12,9 @@ float32 inside oneDNN and hands back bfloat16, turned to float32 before anything
   published ORIGINAL shape), every product, one sentence at a time included;
 * on a smaller layer (the published small and medium shapes), the products of
   ``BF16_MIN_ROWS`` rows or more; the steps with fewer rows stay float32, and a batch of fewer
-  than 16 sentences, which has no step of 16 rows, runs the exact kernel bit for bit (its TorchScript loop was faster
-  there than any bfloat16 step from Python, ``docs/benchmarks.md``).
+  than 16 sentences, which has no step of 16 rows, runs the exact kernel bit for bit (its
+  TorchScript loop was faster there than any bfloat16 step from Python, ``docs/benchmarks.md``),
+  as do the exact kernel's lanes one sentence at a time (``lanes.rows_alone()``).
 
 The input projections are taken a chunk of steps at a time over the rows still in their
 sentence (``fused.chunked_inputs``); the per-step products read the prepacked weights. The cell,
@@ -42,7 +43,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from elmo.kernels.exact import ExactKernel, needs_gradient
+from elmo.kernels.exact import ExactKernel, needs_gradient, runs_rows_alone
 from elmo.kernels.fused import (
     FusedKernel,
     FusedProducts,
@@ -87,10 +88,17 @@ class Bf16Kernel(FusedKernel):
                 "fine-tuning the biLM): there it is no faster than 'exact', the default; use 'exact' "
                 "or 'fused', or torch.no_grad() / a frozen biLM for inference"
             )
+        if runs_rows_alone(layer, inputs, lengths, state):  # each row as alone, lanes if exact
+            return self.rows_alone_layer(layer, inputs, lengths, state, reverse)
         if len(lengths) < BF16_MIN_ROWS and not few_rows_in_bf16(layer):  # exact: faster here
             return ExactKernel.run_layer(self, layer, inputs, lengths, state, reverse)
         products = bf16_products(layer, self.bf16_weights(layer))
         return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths, products))
+
+    def one_row_is_exact(self, layer: LstmLayer, inputs: torch.Tensor) -> bool:
+        if inputs.dtype != torch.float32:
+            return super().one_row_is_exact(layer, inputs)  # the fused kernel's
+        return not few_rows_in_bf16(layer)  # then one row runs the exact kernel
 
     def bf16_weights(self, layer: LstmLayer) -> Bf16Weights:
         """``layer``'s fused weights in bfloat16; kept while its weights stay the same."""

@@ -56,9 +56,8 @@ class ExactKernel(RecurrenceKernel):
     rows_alone = True
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
-        if len(lengths) > 1 and rows_alone_requested() and not needs_gradient(layer, inputs, state):
-            threads = step_placement(layer)[1](1)  # what a step of one row runs on
-            return rows_alone_layer(layer, inputs, lengths, state, reverse, threads, self.run_layer)
+        if runs_rows_alone(layer, inputs, lengths, state):
+            return self.rows_alone_layer(layer, inputs, lengths, state, reverse)
         has_steps = bool(lengths) and lengths[0] > 0
         if has_steps and inputs.device.type == "cpu" and needs_gradient(layer, inputs, state):
             with torch.no_grad():  # the products' levers that keep the bits without a gradient
@@ -68,6 +67,18 @@ class ExactKernel(RecurrenceKernel):
             return scripted_layer(layer, inputs, lengths, state, reverse, loop)  # None: no TorchScript
         return layer(inputs, lengths, state, reverse, step=exact_step(layer, inputs, lengths))
 
+    def rows_alone_layer(self, layer, inputs, lengths, state, reverse):
+        """``run_layer`` inside ``lanes.rows_alone()``: each row as this kernel computes it alone,
+        as lanes where that is the exact kernel's result (``one_row_is_exact``), else row by row."""
+        threads = step_placement(layer)[1](1)  # what a step of one row runs on
+        lanes = self.one_row_is_exact(layer, inputs)
+        return rows_alone_layer(layer, inputs, lengths, state, reverse, threads, self.run_layer, lanes)
+
+    def one_row_is_exact(self, layer: LstmLayer, inputs: torch.Tensor) -> bool:
+        """Whether this kernel computes a batch of one row as the exact kernel does, bit for bit
+        (then lanes, which compute each row so, may stand in for it)."""
+        return True
+
     def run_directions(
         self, forward: Callable[[], T], backward: Callable[[], T], tokens: torch.Tensor, training: bool
     ) -> tuple[T, T]:
@@ -75,6 +86,15 @@ class ExactKernel(RecurrenceKernel):
             return forward(), backward()
         pending = on_side_thread(on_one_thread(backward))
         return on_one_thread(forward)(), pending()
+
+
+def runs_rows_alone(
+    layer: LstmLayer, inputs: torch.Tensor, lengths: list[int], state: tuple[torch.Tensor, ...]
+) -> bool:
+    """Whether a kernel honouring ``lanes.rows_alone()`` runs this layer's rows as if alone:
+    asked for, more than one row, and no gradient (the rows' gradients would not be summed as
+    one batch's)."""
+    return len(lengths) > 1 and rows_alone_requested() and not needs_gradient(layer, inputs, state)
 
 
 def needs_gradient(layer: LstmLayer, inputs: torch.Tensor, state: tuple[torch.Tensor, ...]) -> bool:

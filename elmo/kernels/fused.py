@@ -10,7 +10,9 @@
 
 With fewer than 16 rows and no gradient (one sentence at a time), the exact kernel's TorchScript
 loop runs instead (``elmo.kernels.scripted``): the fused step from Python was 0.63x its speed
-there, and the same step as a TorchScript loop of its own only 1.04x (docs/benchmarks.md).
+there, and the same step as a TorchScript loop of its own only 1.04x (docs/benchmarks.md). So
+inside ``lanes.rows_alone()`` (``ElmoEmbedder`` at batch size 1) its rows run as the exact
+kernel's lanes, each as this kernel computes it alone.
 
 Not bit for bit: on trained weights the difference stays near 1e-6, but chaotic weights such as
 the elmo-random-mid fixture drift (README, Exactness). Opt-in.
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 
 from elmo.kernels.cpu import beside_another_stack, step_linear
-from elmo.kernels.exact import ExactKernel, runs_scripted, scripted_layer
+from elmo.kernels.exact import ExactKernel, runs_rows_alone, runs_scripted, scripted_layer
 from elmo.kernels.scripted import scripted_loop
 from elmo.modules.lstm import LayerStep, LstmLayer, active_rows
 
@@ -43,12 +45,17 @@ class FusedKernel(ExactKernel):
 
     name = "fused"
     exact = False
-    rows_alone = False  # its steps of 16 rows or more are not row by row
+    rows_alone = True  # asked to, it runs each row as alone: as lanes where it runs the exact loop
 
     def run_layer(self, layer, inputs, lengths, state, reverse):
+        if runs_rows_alone(layer, inputs, lengths, state):
+            return self.rows_alone_layer(layer, inputs, lengths, state, reverse)
         if runs_scripted(layer, inputs, lengths, state) and (loop := scripted_loop()) is not None:
             return scripted_layer(layer, inputs, lengths, state, reverse, loop)  # as fast here, exact
         return layer(inputs, lengths, state, reverse, step=fused_step(layer, inputs, lengths))
+
+    def one_row_is_exact(self, layer: LstmLayer, inputs: torch.Tensor) -> bool:
+        return scripted_loop() is not None  # one row: the exact kernel's loop (lanes check the rest)
 
 
 class FusedWeights(NamedTuple):

@@ -218,12 +218,14 @@ def rows_alone_layer(
     reverse: bool,
     threads: int,
     run_alone: Callable,
+    lanes: bool = True,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """``layer`` over each row as if alone: as lanes on ``threads`` threads where they keep the
-    bits (``lanes_apply``), else one row at a time through ``run_alone`` (arguments as
+    bits (``lanes_apply``) and ``lanes`` allows them (``run_alone`` of one row computes what the
+    exact kernel does), else one row at a time through ``run_alone`` (arguments as
     ``RecurrenceKernel.run_layer``'s)."""
     with thread_count(threads):
-        if lanes_apply(layer, inputs, threads):
+        if lanes and lanes_apply(layer, inputs, threads):
             return lanes_layer(layer, inputs, lengths, state, reverse)
     hidden, memory = state
     outputs, hiddens, memories = [], [], []

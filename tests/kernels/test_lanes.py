@@ -192,3 +192,59 @@ def test_the_steps_run_in_chunks_with_the_same_bits(monkeypatch, lane_runs):
                 actual = EXACT.run_layer(layer, inputs, lengths, state, reverse)
         assert_same(actual, expected)
     assert lane_runs == [len(lengths)] * 2
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Run bfloat16 products here whatever the CPU (emulated ones compute the same values)."""
+    from elmo.kernels import bf16
+
+    monkeypatch.setattr(bf16, "native_bf16", lambda device_type: True)
+
+
+@pytest.mark.parametrize("name", ["fused", "bf16"])
+def test_the_fused_and_bf16_kernels_take_lanes_where_one_row_runs_the_exact_loop(
+    name, lane_runs, native_bf16
+):
+    """One row through either kernel is the exact kernel's TorchScript loop (a small layer), so
+    inside ``rows_alone()`` its rows run as the exact kernel's lanes: each row's bits alone."""
+    from elmo.kernels import get_kernel
+
+    torch.manual_seed(3)
+    kernel, layer = get_kernel(name), chaotic_layer()
+    lengths = LENGTHS["falling"]
+    inputs, state = batch(lengths, random_state=True)
+    with torch.no_grad(), thread_count(1):
+        expected = each_alone(layer, inputs, lengths, state, False)
+        alone = [kernel.run_layer(layer, inputs[:1, :41], [41], (state[0][:1], state[1][:1]), False)]
+        with lanes.rows_alone():
+            actual = kernel.run_layer(layer, inputs, lengths, state, False)
+    assert kernel.rows_alone and lane_runs == [len(lengths)]
+    assert_same(actual, expected)
+    assert torch.equal(alone[0][0], expected[0][:1])  # the kernel alone: the exact loop too
+
+
+def test_where_bf16_runs_one_row_in_bfloat16_its_rows_alone_run_one_at_a_time(
+    lane_runs, native_bf16, monkeypatch
+):
+    """On a large layer (the ORIGINAL shape) the bf16 kernel's one-row products are bfloat16:
+    no lanes then, each row through the kernel alone, with the bits it has alone."""
+    from elmo.kernels import bf16, get_kernel
+
+    monkeypatch.setattr(bf16, "few_rows_in_bf16", lambda layer: True)
+    torch.manual_seed(4)
+    kernel, layer = get_kernel("bf16"), chaotic_layer()
+    lengths = LENGTHS["falling"]
+    inputs, state = batch(lengths, random_state=False)
+    with torch.no_grad(), thread_count(1):
+        alone = [
+            kernel.run_layer(layer, inputs[row : row + 1, :n], [n], (state[0][:1], state[1][:1]), True)
+            for row, n in enumerate(lengths)
+        ]
+        exact = each_alone(layer, inputs, lengths, state, True)
+        with lanes.rows_alone():
+            actual = kernel.run_layer(layer, inputs, lengths, state, True)
+    assert lane_runs == []
+    for row, (n, (output, _)) in enumerate(zip(lengths, alone)):
+        assert torch.equal(actual[0][row : row + 1, :n], output)
+    assert not torch.equal(actual[0], exact[0])  # bfloat16, not the exact kernel's bits
