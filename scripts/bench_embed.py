@@ -107,7 +107,7 @@ def run_child(spec: dict) -> dict:
     tokens = sum(len(s) for s in sentences)
     options = {"batch_size": spec["batch_size"]}
     options["cache_size"] = 50_000 if spec["cache"] else 0
-    if spec["baseline"]:  # the code from before the kernels took a fast flag instead
+    if spec["baseline"] and not spec.get("baseline_kernels"):  # before the kernels: a fast flag
         options["fast"] = spec["kernel"] == "fused"
     elif spec["kernel"] != NO_KERNEL:
         options["kernel"] = spec["kernel"]
@@ -200,6 +200,8 @@ def main() -> None:
                     "sentences": max(int(count), 1), "batch_size": batch_size, "cache": cache == "on",
                     "kernel": mode, "repeats": args.repeats, "threads": args.threads,
                     "baseline": args.baseline is not None,
+                    # a baseline tree with elmo/kernels takes kernel= (older ones only fast=)
+                    "baseline_kernels": bool(args.baseline and (args.baseline / "elmo" / "kernels").is_dir()),
                 }  # fmt: skip
                 if path == "cli":
                     result = run_command(spec, args.output, Path(folder), env)
@@ -234,7 +236,7 @@ def run_command(spec: dict, output: str, folder: Path, env: dict) -> dict:
         command += ["--model", spec["model"]]
     else:
         command += ["--options-file", spec["options"], "--weight-file", spec["weights"]]
-    if spec["baseline"]:  # the code from before the kernels took --fast instead
+    if spec["baseline"] and not spec.get("baseline_kernels"):  # before the kernels: --fast
         command += ["--fast"] if spec["kernel"] == "fused" else []
     elif spec["kernel"] != NO_KERNEL:
         command += ["--kernel", spec["kernel"]]
