@@ -71,6 +71,15 @@ LENGTHS = {
 }
 
 
+def falling_case(seed: int, random_state: bool, cell_size: int = 128):
+    """A chaotic layer (seeded) and a batch of the "falling" lengths: (layer, lengths, inputs,
+    state)."""
+    torch.manual_seed(seed)
+    layer = chaotic_layer(cell_size=cell_size)
+    lengths = LENGTHS["falling"]
+    return (layer, lengths, *batch(lengths, random_state, cell=cell_size))
+
+
 @pytest.mark.parametrize("lengths", list(LENGTHS.values()), ids=list(LENGTHS))
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "backward"])
 @pytest.mark.parametrize("random_state", [False, True], ids=["zero_state", "carried_state"])
@@ -91,10 +100,7 @@ def test_lanes_give_every_row_the_bits_it_has_alone(lengths, reverse, random_sta
 
 
 def test_beside_another_stack_each_stack_runs_its_lanes_on_one_thread(lane_runs):
-    torch.manual_seed(1)
-    layer = chaotic_layer()
-    lengths = LENGTHS["falling"]
-    inputs, state = batch(lengths, random_state=False)
+    layer, lengths, inputs, state = falling_case(1, random_state=False)
     with torch.no_grad(), thread_count(2):
         expected = each_alone(layer, inputs, lengths, state, False)
         with one_thread_per_stack():
@@ -110,10 +116,8 @@ def test_beside_another_stack_each_stack_runs_its_lanes_on_one_thread(lane_runs)
 
 @pytest.mark.parametrize("why", ["cell_size", "threads", "bias_probe", "products_probe"])
 def test_where_lanes_would_change_bits_the_rows_run_one_at_a_time(why, lane_runs, monkeypatch):
-    torch.manual_seed(2)
-    layer = chaotic_layer(cell_size=96 if why == "cell_size" else 128)
-    lengths = LENGTHS["falling"]
-    inputs, state = batch(lengths, random_state=True, cell=layer.cell_size)
+    cell_size = 96 if why == "cell_size" else 128
+    layer, lengths, inputs, state = falling_case(2, random_state=True, cell_size=cell_size)
     if why == "bias_probe":
         monkeypatch.setattr(lanes, "bias_after_keeps_bits", lambda weight: False)
     if why == "products_probe":
@@ -127,10 +131,7 @@ def test_where_lanes_would_change_bits_the_rows_run_one_at_a_time(why, lane_runs
 
 
 def test_with_a_gradient_rows_alone_changes_nothing(lane_runs):
-    torch.manual_seed(3)
-    layer = chaotic_layer()
-    lengths = LENGTHS["falling"]
-    inputs, state = batch(lengths, random_state=False)
+    layer, lengths, inputs, state = falling_case(3, random_state=False)
     with thread_count(1):
         expected = EXACT.run_layer(layer, inputs, lengths, state, False)
         with lanes.rows_alone():
@@ -159,10 +160,7 @@ def test_without_torchscript_the_lanes_run_from_python_with_a_warning(monkeypatc
         with pytest.warns(RuntimeWarning, match="lanes' loop.*same bits"):
             loop = lanes.lane_loop()
         assert loop is lanes.run_lane_steps
-        torch.manual_seed(4)
-        layer = chaotic_layer()
-        lengths = LENGTHS["falling"]
-        inputs, state = batch(lengths, random_state=False)
+        layer, lengths, inputs, state = falling_case(4, random_state=False)
         with torch.no_grad(), thread_count(1):
             expected = each_alone(layer, inputs, lengths, state, False)
             with lanes.rows_alone():
@@ -181,10 +179,7 @@ def test_the_bias_probe_answers_for_the_machine_at_hand():
 
 def test_the_steps_run_in_chunks_with_the_same_bits(monkeypatch, lane_runs):
     monkeypatch.setattr(lanes, "CHUNK_ROWS", 3)  # a chunk every step or two
-    torch.manual_seed(5)
-    layer = chaotic_layer()
-    lengths = LENGTHS["falling"]
-    inputs, state = batch(lengths, random_state=True)
+    layer, lengths, inputs, state = falling_case(5, random_state=True)
     for reverse in (False, True):
         with torch.no_grad(), thread_count(1):
             expected = each_alone(layer, inputs, lengths, state, reverse)
@@ -210,18 +205,16 @@ def test_the_fused_and_bf16_kernels_take_lanes_where_one_row_runs_the_exact_loop
     inside ``rows_alone()`` its rows run as the exact kernel's lanes: each row's bits alone."""
     from elmo.kernels import get_kernel
 
-    torch.manual_seed(3)
-    kernel, layer = get_kernel(name), chaotic_layer()
-    lengths = LENGTHS["falling"]
-    inputs, state = batch(lengths, random_state=True)
+    kernel = get_kernel(name)
+    layer, lengths, inputs, state = falling_case(3, random_state=True)
     with torch.no_grad(), thread_count(1):
         expected = each_alone(layer, inputs, lengths, state, False)
-        alone = [kernel.run_layer(layer, inputs[:1, :41], [41], (state[0][:1], state[1][:1]), False)]
+        alone = kernel.run_layer(layer, inputs[:1, :41], [41], (state[0][:1], state[1][:1]), False)
         with lanes.rows_alone():
             actual = kernel.run_layer(layer, inputs, lengths, state, False)
     assert kernel.rows_alone and lane_runs == [len(lengths)]
     assert_same(actual, expected)
-    assert torch.equal(alone[0][0], expected[0][:1])  # the kernel alone: the exact loop too
+    assert torch.equal(alone[0], expected[0][:1])  # the kernel alone: the exact loop too
 
 
 def test_where_bf16_runs_one_row_in_bfloat16_its_rows_alone_run_one_at_a_time(
@@ -232,13 +225,13 @@ def test_where_bf16_runs_one_row_in_bfloat16_its_rows_alone_run_one_at_a_time(
     from elmo.kernels import bf16, get_kernel
 
     monkeypatch.setattr(bf16, "few_rows_in_bf16", lambda layer: True)
-    torch.manual_seed(4)
-    kernel, layer = get_kernel("bf16"), chaotic_layer()
-    lengths = LENGTHS["falling"]
-    inputs, state = batch(lengths, random_state=False)
+    kernel = get_kernel("bf16")
+    layer, lengths, inputs, state = falling_case(4, random_state=False)
     with torch.no_grad(), thread_count(1):
         alone = [
-            kernel.run_layer(layer, inputs[row : row + 1, :n], [n], (state[0][:1], state[1][:1]), True)
+            kernel.run_layer(
+                layer, inputs[row : row + 1, :n], [n], (state[0][row : row + 1], state[1][row : row + 1]), True
+            )
             for row, n in enumerate(lengths)
         ]
         exact = each_alone(layer, inputs, lengths, state, True)
