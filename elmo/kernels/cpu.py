@@ -28,7 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import List, TypeVar  # noqa: UP035 (TorchScript reads List)
 
 import torch
 from torch import nn
@@ -245,10 +245,20 @@ def blocked_products(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     of its own: on CPU its bits are those of ``linear`` on that item alone where
     ``few_row_products_exact`` says so (a GEMM over all S * R rows would round differently).
     """
-    items, _, in_dim = x.shape
+    return block_products(x, weight_blocks(weight))
+
+
+def weight_blocks(weight: torch.Tensor) -> list[torch.Tensor]:
+    """(out, in) -> the (in, block) transposed blocks of ``block_rows`` rows, in order."""
+    return [part.t() for part in weight.split(block_rows(weight))]
+
+
+def block_products(x: torch.Tensor, blocks: List[torch.Tensor]) -> torch.Tensor:  # noqa: UP006
+    """``blocked_products`` from a weight's ``weight_blocks``: (S, R, D_in) -> (S, R, out).
+    TorchScript compiles it too (the lanes' loop calls it with blocks made once)."""
+    items = x.shape[0]
     parts = [
-        torch.bmm(x, part.t().expand(items, in_dim, part.shape[0]))
-        for part in weight.split(block_rows(weight))
+        torch.bmm(x, block.expand(items, block.shape[0], block.shape[1])) for block in blocks
     ]  # each (S, R, block)
     return torch.cat(parts, dim=-1)  # (S, R, out)
 

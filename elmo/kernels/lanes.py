@@ -25,7 +25,13 @@ from typing import List, Optional, Tuple  # noqa: UP035 (TorchScript reads these
 import torch
 from torch import nn
 
-from elmo.kernels.cpu import block_rows, blocked_products, few_row_products_exact, thread_count
+from elmo.kernels.cpu import (
+    block_products,
+    blocked_products,
+    few_row_products_exact,
+    thread_count,
+    weight_blocks,
+)
 from elmo.kernels.probe_store import remembered
 from elmo.kernels.scripted import carry_rows, cell_memory, compiled, has_plain_cell, optional_float
 from elmo.modules.lstm import LstmLayer, active_rows
@@ -47,11 +53,6 @@ def rows_alone() -> Iterator[None]:
 
 def rows_alone_requested() -> bool:
     return _ROWS_ALONE.get()
-
-
-def weight_blocks(weight: torch.Tensor) -> list[torch.Tensor]:
-    """(out, in) -> the (in, block) transposed blocks ``blocked_products`` reads, in order."""
-    return [part.t() for part in weight.split(block_rows(weight))]
 
 
 def lanes_apply(layer: LstmLayer, inputs: torch.Tensor, threads: int) -> bool:
@@ -97,13 +98,8 @@ def _bias_after_probe(weight: torch.Tensor) -> bool:
 
 def lane_products(x: torch.Tensor, blocks: List[torch.Tensor]) -> torch.Tensor:  # noqa: UP006
     """``cpu.blocked_products`` of one row per item: x (R, in) -> (R, out), each row's product
-    its own ``bmm`` item; ``blocks``: ``weight_blocks`` of the (out, in) weight."""
-    lanes = x.unsqueeze(1)  # (R, 1, in)
-    rows = lanes.shape[0]
-    parts = [
-        torch.bmm(lanes, block.expand(rows, block.shape[0], block.shape[1])) for block in blocks
-    ]  # each (R, 1, block)
-    return torch.cat(parts, dim=-1).squeeze(1)  # (R, out)
+    its own ``bmm`` item; ``blocks``: ``cpu.weight_blocks`` of the (out, in) weight."""
+    return block_products(x.unsqueeze(1), blocks).squeeze(1)  # (R, 1, in) -> (R, out)
 
 
 def run_lane_steps(
